@@ -1,0 +1,96 @@
+"""Engine registry: built-in engines by name, plus third-party ones from entry points.
+
+Built-ins live in an explicit name -> "module:Class" map so that importing ocrwatch does not
+load onnxruntime or libtesseract; an engine's module is imported on first use. Third parties
+register engines in the ``ocrwatch.engines`` entry-point group (``name = "pkg.mod:Class"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.exceptions import ConfigError, DependencyError
+
+if TYPE_CHECKING:
+    from ocrwatch.config import Settings
+
+__all__ = [
+    "BUILTIN_ENGINES",
+    "Capabilities",
+    "Engine",
+    "EngineCache",
+    "Line",
+    "PageResult",
+    "engine_class",
+    "engine_names",
+]
+
+BUILTIN_ENGINES: dict[str, str] = {
+    "tesseract": "ocrwatch.engines.tesseract:TesseractEngine",
+    "paddle": "ocrwatch.engines.paddle:PaddleEngine",
+    "aspose": "ocrwatch.engines.aspose:AsposeEngine",
+}
+
+ENTRY_POINT_GROUP = "ocrwatch.engines"
+
+
+def _plugin_engines() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def engine_names() -> list[str]:
+    """Return every engine name that can be chosen, built-ins first."""
+    names = list(BUILTIN_ENGINES)
+    names += sorted(n for n in _plugin_engines() if n not in BUILTIN_ENGINES)
+    return names
+
+
+def engine_class(name: str) -> type[Engine]:
+    """Return the engine class registered under ``name``.
+
+    Raises ConfigError listing the valid names for an unknown one, DependencyError when the
+    engine's module cannot be imported (its backend is not installed).
+    """
+    target = BUILTIN_ENGINES.get(name) or _plugin_engines().get(name)
+    if target is None:
+        raise ConfigError(f"unknown engine {name!r}; valid engines: {', '.join(engine_names())}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DependencyError(
+            f"engine {name!r} cannot be loaded ({exc}); run the README's set-up command"
+        ) from exc
+    cls = getattr(module, attr)
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise ConfigError(f"engine {name!r} ({target}) does not implement ocrwatch's Engine")
+    return cls
+
+
+class EngineCache:
+    """Builds each engine once on first use and shares it (engines are thread-safe)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Engine:
+        """Return the engine ``name``, constructing it on first use."""
+        with self._lock:
+            engine = self._engines.get(name)
+            if engine is None:
+                engine = engine_class(name)(self.settings)
+                self._engines[name] = engine
+            return engine
+
+    def close(self) -> None:
+        """Close every engine built so far."""
+        with self._lock:
+            for engine in self._engines.values():
+                engine.close()
+            self._engines.clear()

@@ -1,0 +1,140 @@
+"""The engine contract: what every recognition engine takes and returns.
+
+An engine turns one preprocessed page image into a :class:`PageResult` (lines in reading
+order, each with text and a confidence in [0, 1]). It is constructed once from the
+:class:`~ocrwatch.config.Settings` and then called many times, possibly from several threads,
+so implementations must be thread-safe (use a lock or per-thread state where the backend is
+not). Engines translate their backend's exceptions at the boundary:
+
+- :class:`~ocrwatch.exceptions.DependencyError` from the constructor or
+  :meth:`Engine.check` when the backend, its weights or a language pack is missing;
+- :class:`~ocrwatch.exceptions.ConfigError` for a language the engine cannot do (message
+  lists the valid ones);
+- :class:`~ocrwatch.exceptions.TransientEngineError` for failures worth retrying;
+- :class:`~ocrwatch.exceptions.PermanentEngineError` for failures that will not pass.
+
+Engines that can take a whole PDF themselves (a cloud API) set
+``capabilities.native_pdf`` and implement :meth:`Engine.recognize_pdf`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ocrwatch.config import Mode, Settings
+
+__all__ = [
+    "Capabilities",
+    "Engine",
+    "Line",
+    "PageResult",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of text in reading order; ``box`` is (left, top, right, bottom) in pixels."""
+
+    text: str
+    confidence: float
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """The recognized lines of one page, in reading order, and who read them."""
+
+    lines: tuple[Line, ...]
+    engine: str
+    width: int = 0
+    height: int = 0
+
+    @property
+    def text(self) -> str:
+        """The page's text, one line per line; blank lines between paragraphs are kept."""
+        return "\n".join(line.text for line in self.lines)
+
+    @property
+    def confidence(self) -> float | None:
+        """Mean line confidence weighted by characters, or None for an empty page."""
+        weights = [(max(len(ln.text.strip()), 1), ln.confidence) for ln in self.lines if ln.text]
+        if not weights:
+            return None
+        total = sum(w for w, _ in weights)
+        return sum(w * c for w, c in weights) / total
+
+    @property
+    def median_confidence(self) -> float | None:
+        """Median line confidence, or None for an empty page."""
+        confs = [ln.confidence for ln in self.lines if ln.text]
+        return statistics.median(confs) if confs else None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an engine can do; the defaults are the safe, conservative answers."""
+
+    #: Good on handwriting (chosen for ``mode = handwritten``).
+    handwriting: bool = False
+    #: Takes a PDF as a whole (``recognize_pdf``) instead of rasterized pages.
+    native_pdf: bool = False
+    #: Talks to a network service (credentials, rate limits, latency).
+    network: bool = False
+    #: Wants preprocessed pages binarized/grayscale as the mode's profile says (False: raw RGB).
+    wants_preprocessing: bool = True
+
+
+class Engine(ABC):
+    """Base class of recognition engines. Subclasses set ``name`` and ``capabilities``."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def version(self) -> str:
+        """Return the engine and model version, e.g. ``tesseract 5.5.4``."""
+
+    @abstractmethod
+    def languages(self) -> frozenset[str]:
+        """Return the Tesseract-style language codes this engine can read right now."""
+
+    @abstractmethod
+    def recognize(
+        self, page: Image.Image, *, languages: Sequence[str], mode: Mode
+    ) -> PageResult:
+        """Recognize one page image; return its lines in reading order.
+
+        Raises ConfigError (unsupported language), TransientEngineError or
+        PermanentEngineError.
+        """
+
+    def recognize_pdf(
+        self, data: bytes, *, languages: Sequence[str], mode: Mode
+    ) -> tuple[PageResult, ...]:
+        """Recognize a whole PDF (only when ``capabilities.native_pdf``)."""
+        raise NotImplementedError(f"engine {self.name} does not take PDFs directly")
+
+    def check(self, languages: Sequence[str]) -> list[str]:
+        """Return problems that stop this engine from reading ``languages`` (empty: ready)."""
+        have = self.languages()
+        missing = [code for code in languages if code not in have]
+        if missing:
+            return [
+                f"{self.name}: language(s) {', '.join(missing)} not available; "
+                f"available: {', '.join(sorted(have)) or 'none'}"
+            ]
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release backend resources (sessions, handles). Safe to call twice."""
+

@@ -1,0 +1,179 @@
+"""Every exception ocrwatch raises, grouped by what happens next, each with its exit code.
+
+The tree::
+
+    OcrwatchError                  exit 1  unexpected failure (a bug: please report it)
+    ├── ConfigError                exit 3  bad setting or unsafe layout: fix config, restart
+    ├── DependencyError            exit 4  engine, language pack or tool not installed
+    ├── InputError                 exit 5  this file cannot be read: quarantined, others go on
+    │   ├── EmptyFileError
+    │   ├── UnsupportedFormatError         (also: a file whose content does not match its name)
+    │   ├── CorruptFileError               (truncated or undecodable)
+    │   ├── ImageTooLargeError             (decompression bomb, too many pixels or bytes)
+    │   ├── ImageTooSmallError             (nothing to recognize, e.g. a 1-pixel image)
+    │   └── EncryptedPdfError              (needs a password)
+    ├── EngineError                exit 6  recognition failed
+    │   ├── TransientEngineError           retried with backoff, the file is kept
+    │   └── PermanentEngineError           not retried: the file is quarantined
+    └── OutputError                exit 7  a sidecar could not be written
+        └── TransientOutputError           (disk full, share gone): retried
+
+The CLI turns these into exit codes in one place (``cli.main``); the daemon turns them into
+retry (``is_transient``) or quarantine decisions. ``InterruptedError`` from a signal maps to 130.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from pathlib import Path
+
+__all__ = [
+    "ConfigError",
+    "CorruptFileError",
+    "DependencyError",
+    "EmptyFileError",
+    "EncryptedPdfError",
+    "EngineError",
+    "ExitCode",
+    "ImageTooLargeError",
+    "ImageTooSmallError",
+    "InputError",
+    "OcrException",
+    "OcrwatchError",
+    "OutputError",
+    "PermanentEngineError",
+    "TransientEngineError",
+    "TransientOutputError",
+    "UnsupportedFormatError",
+    "is_transient",
+]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of the ``ocrwatch`` command (documented in README)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFIG = 3
+    DEPENDENCY = 4
+    INPUT = 5
+    ENGINE = 6
+    OUTPUT = 7
+    INTERRUPTED = 130
+
+
+class OcrwatchError(Exception):
+    """Base of every ocrwatch error; ``message`` is one line meant for a person."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+    #: A short, stable, machine-readable reason (quarantine reason files, manifests, logs).
+    reason: str = "internal_error"
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else Path(path)
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"{self.path}: {self.message}"
+        return self.message
+
+
+#: The tutorial's name for the base exception (``ocrwatch.exceptions.OcrException``).
+OcrException = OcrwatchError
+
+
+class ConfigError(OcrwatchError):
+    """A setting is invalid or the folder layout is unsafe; nothing is processed."""
+
+    exit_code = ExitCode.CONFIG
+    reason = "config_error"
+
+
+class DependencyError(OcrwatchError):
+    """An engine, language pack or external tool is missing; install it and rerun."""
+
+    exit_code = ExitCode.DEPENDENCY
+    reason = "missing_dependency"
+
+
+class InputError(OcrwatchError):
+    """The input file cannot be recognized as it is; waiting will not help."""
+
+    exit_code = ExitCode.INPUT
+    reason = "bad_input"
+
+
+class EmptyFileError(InputError):
+    """The file has zero bytes."""
+
+    reason = "empty_file"
+
+
+class UnsupportedFormatError(InputError):
+    """Not an image or PDF we can read (or its content does not match its extension)."""
+
+    reason = "unsupported_format"
+
+
+class CorruptFileError(InputError):
+    """The file is truncated or cannot be decoded."""
+
+    reason = "corrupt_file"
+
+
+class ImageTooLargeError(InputError):
+    """Too many pixels or bytes (decompression-bomb protection)."""
+
+    reason = "too_large"
+
+
+class ImageTooSmallError(InputError):
+    """Too small to hold any text."""
+
+    reason = "too_small"
+
+
+class EncryptedPdfError(InputError):
+    """The PDF needs a password."""
+
+    reason = "encrypted_pdf"
+
+
+class EngineError(OcrwatchError):
+    """The recognition engine failed."""
+
+    exit_code = ExitCode.ENGINE
+    reason = "engine_error"
+
+
+class TransientEngineError(EngineError):
+    """A failure that may pass (timeout, crash, rate limit, 5xx): retry with backoff."""
+
+    reason = "engine_transient"
+
+
+class PermanentEngineError(EngineError):
+    """A failure that will not pass by retrying (rejected request, bad credentials)."""
+
+    reason = "engine_permanent"
+
+
+class OutputError(OcrwatchError):
+    """The sidecar or manifest could not be written."""
+
+    exit_code = ExitCode.OUTPUT
+    reason = "output_error"
+
+
+class TransientOutputError(OutputError):
+    """Writing failed for a reason that may pass (disk full, share unavailable, busy)."""
+
+    reason = "output_transient"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return True when retrying the same file later may succeed."""
+    return isinstance(exc, TransientEngineError | TransientOutputError)

@@ -1,0 +1,47 @@
+"""Test helpers that render their own images of text (no evaluation data in the repo)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+SANS = FONT_DIR / "DejaVuSans.ttf"
+SERIF = FONT_DIR / "DejaVuSerif.ttf"
+
+
+def font(size: int = 40, *, path: Path = SANS) -> ImageFont.FreeTypeFont:
+    """Return a TrueType font (DejaVu ships with Debian's fonts-dejavu-core)."""
+    return ImageFont.truetype(str(path), size)
+
+
+def render_lines(
+    lines: Sequence[str],
+    *,
+    size: int = 40,
+    margin: int = 40,
+    line_gap: float = 1.6,
+    width: int | None = None,
+    font_path: Path = SANS,
+    mode: str = "L",
+) -> Image.Image:
+    """Render ``lines`` of black text on white, one under the other, and return the image."""
+    f = font(size, path=font_path)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    text_w = max(int(probe.textlength(line, font=f)) for line in lines)
+    w = width or text_w + 2 * margin
+    h = int(2 * margin + len(lines) * size * line_gap)
+    img = Image.new(mode, (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((margin, margin + i * size * line_gap), line, fill="black", font=f)
+    return img
+
+
+def save(img: Image.Image, path: Path, **params: object) -> Path:
+    """Save ``img`` to ``path`` (format from the suffix) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, **params)
+    return path
