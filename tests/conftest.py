@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import stamina
@@ -14,8 +16,8 @@ os.environ.setdefault("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
 
 @pytest.fixture(autouse=True)
 def _instant_retries() -> Iterator[None]:
-    """Retries in tests happen at once; attempts are still counted."""
-    stamina.set_testing(True)
+    """Retries in tests happen at once, with the configured number of attempts (up to 100)."""
+    stamina.set_testing(True, attempts=100, cap=True)
     yield
     stamina.set_testing(False)
 
@@ -25,12 +27,26 @@ def _no_thread_leaks() -> Iterator[None]:
     """A test must not leave non-daemon threads running behind it."""
     before = set(threading.enumerate())
     yield
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before and t.is_alive() and not t.daemon
-    ]
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     for t in leaked:
         t.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads leaked: {still}"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real 256 KiB tmpfs (needs root, as in CI), to fill up for disk-full tests."""
+    mountpoint = tmp_path_factory.mktemp("tmpfs")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs for the disk-full test (run as root): {proc.stderr}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)

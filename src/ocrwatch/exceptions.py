@@ -150,9 +150,19 @@ class EngineError(OcrwatchError):
 
 
 class TransientEngineError(EngineError):
-    """A failure that may pass (timeout, crash, rate limit, 5xx): retry with backoff."""
+    """A failure that may pass (timeout, crash, rate limit, 5xx): retry with backoff.
+
+    ``retry_after`` carries a server's wait hint in seconds (HTTP Retry-After), which the
+    retry policy honours instead of its own backoff.
+    """
 
     reason = "engine_transient"
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, path=path)
 
 
 class PermanentEngineError(EngineError):

@@ -88,6 +88,11 @@ class EngineCache:
                 self._engines[name] = engine
             return engine
 
+    def put(self, engine: Engine) -> None:
+        """Use the ready-built ``engine`` under its name (embedding, test doubles)."""
+        with self._lock:
+            self._engines[engine.name] = engine
+
     def close(self) -> None:
         """Close every engine built so far."""
         with self._lock:

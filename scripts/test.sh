@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian packages + .venv with the test extra), then run them.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k cli -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,328 @@
+"""The ``ocrwatch`` command (ocr, check, run, status); exceptions become exit codes here.
+
+Exit codes (see :class:`ocrwatch.exceptions.ExitCode`): 0 all files done; 2 bad usage;
+3 bad configuration (unknown engine/language, invalid setting, unsafe folders); 4 a missing
+dependency (engine, language pack, poppler); 5 an input file could not be read; 6 recognition
+failed; 7 an output could not be written; 130 interrupted. With several files, each is tried
+and the exit code is that of the first file that failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ocrwatch import __version__
+from ocrwatch.config import Mode, Settings, WatchMode, load_settings
+from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
+
+__all__ = ["build_parser", "main"]
+
+log = structlog.get_logger()
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", type=Path, help="TOML config file (default: $OCRWATCH_CONFIG)"
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", choices=["auto", "json", "console"])
+
+
+def _recognition(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-m", "--mode", choices=[m.value for m in Mode], help="printed, handwritten or auto"
+    )
+    parser.add_argument(
+        "-l",
+        "--lang",
+        action="append",
+        metavar="LANG",
+        help="language code(s): eng, spa, ... (repeat, or eng+spa)",
+    )
+    parser.add_argument("-e", "--engine", help="force an engine: tesseract, paddle, aspose, ...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``ocrwatch`` command."""
+    parser = argparse.ArgumentParser(
+        prog="ocrwatch",
+        description="Recognize text in scans and photos; watch a folder and write sidecars.",
+        epilog="Exit codes: 0 ok, 2 usage, 3 config, 4 missing dependency, 5 input error, "
+        "6 engine error, 7 output error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"ocrwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ocr = sub.add_parser(
+        "ocr",
+        help="recognize files now",
+        description="Print the text of FILE (one file) or write sidecars with -o.",
+    )
+    ocr.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ocr.add_argument(
+        "-o", "--output-dir", type=Path, help="write FILE.txt + FILE.json sidecars into this folder"
+    )
+    ocr.add_argument(
+        "--json", action="store_true", help="print one JSON object per file (text + manifest)"
+    )
+    ocr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _recognition(ocr)
+    _common(ocr)
+
+    check = sub.add_parser("check", help="verify engines, languages and tools are installed")
+    _recognition(check)
+    _common(check)
+
+    run = sub.add_parser("run", help="watch the inbox and process every file (the daemon)")
+    run.add_argument("--inbox", type=Path)
+    run.add_argument("--outbox", type=Path)
+    run.add_argument("--archive", type=Path)
+    run.add_argument("--quarantine", type=Path)
+    run.add_argument("--state-dir", type=Path)
+    run.add_argument("--watch-mode", choices=[w.value for w in WatchMode])
+    run.add_argument("--workers", type=int)
+    _recognition(run)
+    _common(run)
+
+    status = sub.add_parser("status", help="show the journal: counts, backlog, failures")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--state-dir", type=Path)
+    status.add_argument("--outbox", type=Path)
+    status.add_argument("--inbox", type=Path)
+    _common(status)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    over: dict[str, Any] = {}
+    for key in (
+        "mode",
+        "engine",
+        "inbox",
+        "outbox",
+        "archive",
+        "quarantine",
+        "state_dir",
+        "watch_mode",
+        "workers",
+        "log_level",
+        "log_format",
+    ):
+        value = getattr(args, key, None)
+        if value is not None:
+            over[key] = value
+    if getattr(args, "lang", None):
+        over["languages"] = "+".join(args.lang)
+    return over
+
+
+def _setup_logging(settings: Settings, *, stream: Any) -> None:
+    from ocrwatch.logging import configure
+
+    configure(level=settings.log_level, fmt=settings.log_format, stream=stream)
+
+
+def _error(message: str) -> None:
+    print(f"ocrwatch: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ocrwatch`` command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(config_file=args.config, overrides=_overrides(args))
+        if args.command == "ocr":
+            _setup_logging(settings, stream=_Stderr())
+            return _cmd_ocr(args, settings)
+        if args.command == "check":
+            _setup_logging(settings, stream=_Stderr())
+            return _cmd_check(args, settings)
+        if args.command == "run":
+            # The daemon logs to stdout: journald keeps it, one JSON line per event.
+            _setup_logging(settings, stream=sys.stdout)
+            from ocrwatch import daemon
+
+            return daemon.run(settings)
+        if args.command == "status":
+            _setup_logging(settings, stream=_Stderr())
+            from ocrwatch import status
+
+            return status.report(settings, as_json=args.json)
+        parser.error(f"unknown command {args.command}")  # pragma: no cover
+    except OcrwatchError as exc:
+        _error(str(exc))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.FAILURE)  # pragma: no cover
+
+
+class _Stderr:
+    """A stream that always writes to the current ``sys.stderr`` (rich may redirect it)."""
+
+    def write(self, data: str) -> int:
+        return sys.stderr.write(data)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def _prepare_engines(settings: Settings) -> Any:
+    """Build the engines the settings need and fail fast on engine/language problems."""
+    from ocrwatch.engines import EngineCache
+    from ocrwatch.pipeline import engines_needed
+
+    engines = EngineCache(settings)
+    problems: list[str] = []
+    for engine in engines_needed(settings, engines):
+        problems += engine.check(settings.languages)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return engines
+
+
+@contextmanager
+def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+        task = progress.add_task("recognizing", total=total)
+        yield lambda name: progress.update(task, advance=1, description=name)
+
+
+def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
+    from ocrwatch.outputs import sidecar_path, write_outputs
+    from ocrwatch.pipeline import recognize_file
+
+    files: list[Path] = args.files
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    engines = _prepare_engines(settings)
+    first_failure: int | None = None
+    show_progress = len(files) > 1 and not args.no_progress and sys.stderr.isatty()
+    try:
+        with _progress(len(files), enabled=show_progress) as advance:
+            for index, path in enumerate(files):
+                bound = log.bind(path=str(path))
+                try:
+                    result = recognize_file(path, settings=settings, engines=engines)
+                    outputs = None
+                    if args.output_dir is not None:
+                        outputs = write_outputs(
+                            result,
+                            txt_path=sidecar_path(path.name, out_dir=args.output_dir),
+                            source_id=str(path.resolve()),
+                        )
+                    _emit(args, result, outputs, several=len(files) > 1, first=index == 0)
+                    bound.info(
+                        "document.processed",
+                        pages=len(result.pages),
+                        engines=result.engines,
+                        confidence=None
+                        if result.confidence is None
+                        else round(result.confidence, 3),
+                        seconds=result.timings.get("total"),
+                        sidecar=None if outputs is None else str(outputs.txt),
+                    )
+                except (ConfigError, DependencyError):
+                    raise
+                except OcrwatchError as exc:
+                    bound.warning("document.failed", reason=exc.reason, error=exc.message)
+                    _error(str(exc))
+                    first_failure = first_failure or int(exc.exit_code)
+                except OSError as exc:
+                    bound.warning("document.failed", reason="unreadable", error=str(exc))
+                    _error(f"{path}: cannot read file ({exc.strerror or exc})")
+                    first_failure = first_failure or int(ExitCode.INPUT)
+                if advance is not None:
+                    advance(path.name)
+    finally:
+        engines.close()
+    return first_failure or int(ExitCode.OK)
+
+
+def _emit(
+    args: argparse.Namespace, result: Any, outputs: Any, *, several: bool, first: bool
+) -> None:
+    """Write one file's result to stdout as the flags ask."""
+    from ocrwatch.outputs import build_manifest
+
+    if args.json:
+        manifest = build_manifest(
+            result,
+            source_id=str(result.source.path),
+            txt_name="" if outputs is None else outputs.txt.name,
+        )
+        manifest["text"] = result.text
+        print(json.dumps(manifest, ensure_ascii=False), flush=True)
+        return
+    if args.output_dir is not None:
+        return
+    if several:
+        print(("" if first else "\n") + f"==> {result.source.path} <==", flush=True)
+    sys.stdout.write(result.text)
+    sys.stdout.flush()
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from ocrwatch.engines import engine_class
+
+    names = [settings.engine] if settings.engine else ["tesseract", "paddle"]
+    failures = 0
+    for tool in ("pdftoppm", "pdfinfo"):
+        where = shutil.which(tool)
+        print(
+            f"{'ok' if where else 'MISSING':8} {tool:10} {where or 'apt-get install poppler-utils'}"
+        )
+        failures += where is None
+    for name in names:
+        try:
+            engine = engine_class(name)(settings)
+            problems = engine.check(settings.languages)
+            langs = ", ".join(sorted(engine.languages()))
+            status = "ok" if not problems else "MISSING"
+            print(f"{status:8} {name:10} {engine.version()}; languages: {langs}")
+            for problem in problems:
+                print(f"{'':8} {'':10} {problem}")
+            failures += bool(problems)
+            engine.close()
+        except ConfigError as exc:
+            print(f"{'ERROR':8} {name:10} {exc}")
+            return int(ExitCode.CONFIG)
+        except DependencyError as exc:
+            print(f"{'MISSING':8} {name:10} {exc}")
+            failures += 1
+    return int(ExitCode.DEPENDENCY) if failures else int(ExitCode.OK)

@@ -1,0 +1,271 @@
+"""Write a document's sidecar ``.txt`` and JSON manifest atomically, never clobbering others.
+
+Names keep the source's extension so that ``scan.pdf`` and ``scan.jpg`` in one folder get
+``scan.pdf.txt`` and ``scan.jpg.txt``. Each file is written to a temporary name in the target
+folder, flushed and fsynced, then renamed into place, and the folder is fsynced: a reader
+never sees a partial sidecar. The manifest is written first and the ``.txt`` last, so a
+``.txt`` always has its manifest beside it.
+
+Collisions: an existing sidecar is replaced only when its manifest says it came from the same
+source (same ``source_id`` and sha256: a re-run, or a retry after a crash). Otherwise the new
+outputs take the next free name ``scan.pdf.2.txt``, ``scan.pdf.3.txt``, ... and the event is
+logged, so another source's sidecar is never overwritten silently.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ocrwatch import __version__
+from ocrwatch.exceptions import OutputError, TransientOutputError
+
+if TYPE_CHECKING:
+    from ocrwatch.pipeline import DocumentResult
+
+__all__ = [
+    "MANIFEST_SCHEMA",
+    "OutputPaths",
+    "atomic_write",
+    "build_manifest",
+    "manifest_path_for",
+    "sidecar_path",
+    "write_outputs",
+]
+
+log = structlog.get_logger()
+
+MANIFEST_SCHEMA = "ocrwatch.manifest/1"
+
+# Errors that may pass: full disk, quota, a share that went away or is busy.
+_TRANSIENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EBUSY,
+    errno.EAGAIN,
+    errno.ESTALE,
+    errno.ENOTCONN,
+    errno.ETIMEDOUT,
+    errno.EHOSTDOWN,
+    errno.EHOSTUNREACH,
+    errno.ENETDOWN,
+    errno.ENETUNREACH,
+    errno.ECONNRESET,
+}
+_MAX_COLLISIONS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """Where a document's outputs were written."""
+
+    txt: Path
+    manifest: Path
+
+
+def sidecar_path(relpath: Path | str, *, out_dir: Path) -> Path:
+    """Return ``out_dir/relpath.txt`` (the extension of the source is kept in the name)."""
+    rel = Path(relpath)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"relpath must be relative and inside the outbox: {rel}")
+    return out_dir / rel.parent / f"{rel.name}.txt"
+
+
+def manifest_path_for(txt_path: Path) -> Path:
+    """Return the manifest path beside ``txt_path`` (``x.pdf.txt`` -> ``x.pdf.json``)."""
+    return txt_path.with_suffix(".json")
+
+
+def _numbered(txt_path: Path, n: int) -> Path:
+    base = txt_path.name[: -len(".txt")]
+    return txt_path.with_name(f"{base}.{n}.txt")
+
+
+def _translate_os_error(exc: OSError, path: Path) -> OutputError:
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return TransientOutputError(f"cannot write output ({exc.strerror}); will retry", path=path)
+    return OutputError(f"cannot write output ({exc.strerror})", path=path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    With ``exclusive`` the file must not exist yet: it is hard-linked into place, which fails
+    with FileExistsError if another writer got there first (rename would clobber it).
+    Raises TransientOutputError for errors that may pass (ENOSPC, EIO, a vanished share),
+    OutputError otherwise. A failed write leaves no temporary file behind.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _translate_os_error(exc, path) from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600; outputs are meant to be read by people and other tools
+        # (the process umask still applies on top, as for any new file).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, mode & ~umask)
+        if exclusive:
+            _link_into_place(tmp, path)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _translate_os_error(exc, path) from exc
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` only if ``path`` does not exist (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        # Some SMB/CIFS mounts refuse hard links: fall back to a check-then-rename, which
+        # is only racy against another writer choosing the same new name in the same instant.
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from exc
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def build_manifest(
+    result: DocumentResult,
+    *,
+    source_id: str,
+    txt_name: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the JSON manifest of ``result`` (what, how, how well, how long)."""
+    src = result.source
+    manifest: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "ocrwatch_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {
+            "id": source_id,
+            "path": str(src.path),
+            "name": Path(source_id).name,
+            "sha256": src.sha256,
+            "size": src.size,
+            "format": src.format,
+        },
+        "text_file": txt_name,
+        "pages": len(result.pages),
+        "mode": result.mode.value,
+        "languages": list(result.languages),
+        "engines": dict(result.engines),
+        "confidence": _round(result.confidence),
+        "page_details": [
+            {
+                "number": p.number,
+                "engine": p.result.engine,
+                "mode": p.mode.value,
+                "confidence": _round(p.result.confidence),
+                "route_confidence": _round(p.route_confidence),
+                "lines": len(p.result.lines),
+                "characters": len(p.result.text),
+                "width": p.result.width,
+                "height": p.result.height,
+                "preprocessing": list(p.preprocessing),
+                "attempts": p.attempts,
+                "seconds": round(p.seconds, 3),
+            }
+            for p in result.pages
+        ],
+        "attempts": result.attempts,
+        "timings": dict(result.timings),
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _owner_of(txt_path: Path) -> tuple[str, str] | None:
+    """Return (source id, sha256) recorded beside an existing sidecar, or None if unknown."""
+    try:
+        data = json.loads(manifest_path_for(txt_path).read_text(encoding="utf-8"))
+        return str(data["source"]["id"]), str(data["source"]["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_outputs(
+    result: DocumentResult,
+    *,
+    txt_path: Path,
+    source_id: str,
+    extra: Mapping[str, Any] | None = None,
+) -> OutputPaths:
+    """Write the sidecar text and manifest for ``result``; return where they went.
+
+    ``source_id`` identifies the source across runs (the inbox-relative path for the daemon,
+    the absolute path for the CLI); with the sha256 it decides whether an existing sidecar of
+    the same name is ours to replace. Raises OutputError / TransientOutputError.
+    """
+    sha256 = result.source.sha256
+    candidate = txt_path
+    for n in range(2, _MAX_COLLISIONS):
+        try:
+            taken = candidate.exists() or manifest_path_for(candidate).exists()
+            ours = taken and _owner_of(candidate) == (source_id, sha256)
+        except OSError as exc:
+            raise _translate_os_error(exc, candidate) from exc
+        if not taken or ours:
+            paths = OutputPaths(txt=candidate, manifest=manifest_path_for(candidate))
+            manifest = build_manifest(
+                result, source_id=source_id, txt_name=candidate.name, extra=extra
+            )
+            body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+            try:
+                # A new name is reserved by creating its manifest exclusively.
+                atomic_write(paths.manifest, body, exclusive=not ours)
+            except FileExistsError:
+                candidate = _numbered(txt_path, n)
+                continue
+            atomic_write(paths.txt, result.text.encode("utf-8"))
+            if candidate != txt_path:
+                log.warning(
+                    "output.name_taken",
+                    wanted=str(txt_path),
+                    using=str(candidate),
+                    detail="another source's sidecar already has this name; kept it",
+                )
+            return paths
+        candidate = _numbered(txt_path, n)
+    raise OutputError(f"more than {_MAX_COLLISIONS} sidecars with this name", path=txt_path)
