@@ -61,7 +61,8 @@ class TestRouting:
         res = recognize_file(printed_png, settings=s, engines=EngineCache(s))
         page = res.pages[0]
         assert page.result.engine == "tesseract"
-        assert page.route_confidence is not None and page.route_confidence * 100 >= 70
+        assert page.route_confidence is not None
+        assert page.route_confidence * 100 >= s.auto_printed_confidence
 
     def test_auto_rereads_below_threshold(self, printed_png: Path) -> None:
         """auto: below the confidence threshold the page is re-read by PP-OCR."""

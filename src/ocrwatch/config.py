@@ -224,7 +224,7 @@ class Settings(BaseSettings):
         description="Tesseract-style language codes: eng, spa, deu, fra, ... ('eng+spa' ok).",
     )
     auto_printed_confidence: float = Field(
-        70.0,
+        85.0,
         ge=0,
         le=100,
         description="auto mode: a page whose Tesseract mean word confidence reaches this is "
