@@ -1,0 +1,238 @@
+"""The ``paddle`` engine: PP-OCRv6 small (detector + recognizer) through rapidocr and onnxruntime.
+
+Weights come only from the rapidocr wheel: the model paths are passed explicitly so rapidocr
+never resolves (and never downloads) a model by name; a missing file is a DependencyError at
+construction. The angle classifier is off by default because it flips handwritten lines 180
+degrees (docs/engines.md, gotcha 1). rapidocr returns unordered segments; :mod:`.layout` turns
+them into lines in reading order.
+
+Thread safety: rapidocr's pipeline keeps no per-call state once its models are loaded (model
+loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxruntime's
+``InferenceSession.run`` may be called from several threads, so no lock is taken here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import structlog
+
+from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.engines.layout import Segment, bounding_box, reading_order
+from ocrwatch.exceptions import (
+    ConfigError,
+    DependencyError,
+    PermanentEngineError,
+    TransientEngineError,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ocrwatch.config import Mode, Settings
+
+__all__ = ["LANGUAGE_LETTERS", "PaddleEngine"]
+
+log = structlog.get_logger()
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+
+#: Letters each language needs beyond ASCII. A language is offered only when the shipped
+#: recognizer's character set holds all of them (checked at load). PP-OCRv6's multilingual
+#: model covers these Latin-script languages; Cyrillic, Greek (accented) and Vietnamese
+#: (precomposed tones) are missing from its dictionary, so they are not listed. Spanish's
+#: inverted exclamation mark "¡" is absent from the dictionary; it is punctuation, not a
+#: letter, so Spanish is still offered.
+LANGUAGE_LETTERS: Mapping[str, str] = {
+    "eng": "",
+    "spa": "ñÑáéíóúÁÉÍÓÚüÜ¿",
+    "fra": "àâæçéèêëîïôœùûüÿÀÂÆÇÉÈÊËÎÏÔŒÙÛÜŸ«»",
+    "deu": "äöüßÄÖÜ",
+    "ita": "àèéìíîòóùúÀÈÉÌÒÙ",
+    "por": "ãõáâàçéêíóôúÃÕÁÂÀÇÉÊÍÓÔÚ",
+    "nld": "ëïéèöüáóú",
+    "cat": "àçèéíïòóúü·",
+    "glg": "ñáéíóúÑÁÉÍÓÚ",
+    "eus": "ñÑ",
+    "dan": "æøåÆØÅ",
+    "nor": "æøåÆØÅ",
+    "swe": "åäöÅÄÖé",
+    "fin": "äöåÄÖÅ",
+    "isl": "áðéíóúýþæöÁÐÉÍÓÚÝÞÆÖ",
+    "pol": "ąćęłńóśźżĄĆĘŁŃÓŚŹŻ",
+    "ces": "áčďéěíňóřšťúůýžÁČĎÉĚÍŇÓŘŠŤÚŮÝŽ",
+    "slk": "áäčďéíĺľňóôŕšťúýžÁÄČĎÉÍĹĽŇÓÔŔŠŤÚÝŽ",
+    "slv": "čšžČŠŽ",
+    "hrv": "čćđšžČĆĐŠŽ",
+    "hun": "áéíóöőúüűÁÉÍÓÖŐÚÜŰ",
+    "ron": "ăâîșțĂÂÎȘȚ",
+    "tur": "çğıöşüÇĞİÖŞÜ",
+    "est": "äöõüšžÄÖÕÜŠŽ",
+    "lit": "ąčęėįšųūžĄČĘĖĮŠŲŪŽ",
+    "lav": "āčēģīķļņšūžĀČĒĢĪĶĻŅŠŪŽ",
+    "lat": "",
+}
+
+# onnxruntime reports allocation failures with these words; anything else about a page
+# (bad shape, invalid argument) fails the same way on every retry.
+_TRANSIENT_MARKERS = ("bad_alloc", "allocate", "out of memory", "memory")
+
+
+def _model_dir() -> Path:
+    import rapidocr
+
+    return Path(rapidocr.__file__).resolve().parent / "models"
+
+
+class PaddleEngine(Engine):
+    """PP-OCRv6 small via rapidocr 3.x on onnxruntime; good on handwriting, offline."""
+
+    name: ClassVar[str] = "paddle"
+    capabilities: ClassVar[Capabilities] = Capabilities(handwriting=True)
+
+    def __init__(self, settings: Settings) -> None:
+        """Load detector and recognizer from the rapidocr wheel (about 2 s).
+
+        Raises DependencyError when rapidocr/onnxruntime or a model file is missing.
+        """
+        super().__init__(settings)
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as exc:
+            raise DependencyError(
+                f"rapidocr is not installed ({exc}); pip install 'rapidocr==3.10.0' onnxruntime"
+            ) from exc
+        models = _model_dir()
+        needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if settings.paddle.use_angle_cls else [])
+        missing = [name for name in needed if not (models / name).is_file()]
+        if missing:
+            raise DependencyError(
+                f"PP-OCR model(s) {', '.join(missing)} missing from {models}; "
+                "reinstall the wheel: pip install --force-reinstall 'rapidocr==3.10.0'"
+            )
+        self._params = self.rapidocr_params(settings, models)
+        try:
+            ocr: Any = RapidOCR(params=dict(self._params))
+            # Load now so a broken model fails at start, and so that concurrent first calls
+            # do not race to build sessions (pinned rapidocr 3.10.0 API).
+            ocr._load_det_model()
+            ocr._load_rec_model()
+            if settings.paddle.use_angle_cls:
+                ocr._load_cls_model()
+            self._charset = frozenset(ocr.text_rec.postprocess_op.character)
+        except Exception as exc:  # onnxruntime raises its own types; translate them all
+            raise DependencyError(f"cannot load PP-OCR models from {models}: {exc}") from exc
+        self._languages = frozenset(
+            code
+            for code, letters in LANGUAGE_LETTERS.items()
+            if all(ch in self._charset for ch in letters)
+        )
+        self._ocr: Any = ocr
+        log.info("engine.loaded", engine=self.name, version=self.version())
+
+    @staticmethod
+    def rapidocr_params(settings: Settings, models: Path | None = None) -> dict[str, Any]:
+        """Return the ``RapidOCR(params=...)`` mapping for ``settings`` (explicit model paths)."""
+        models = models or _model_dir()
+        cfg = settings.paddle
+        params: dict[str, Any] = {
+            "Global.use_cls": cfg.use_angle_cls,
+            # rapidocr logs "detection result is empty" as a warning on every blank page,
+            # outside structlog; errors still come through.
+            "Global.log_level": "error",
+            "Det.thresh": cfg.det_thresh,
+            "Det.box_thresh": cfg.box_thresh,
+            "Det.unclip_ratio": cfg.unclip_ratio,
+            "Det.model_path": str(models / DET_MODEL),
+            "Rec.model_path": str(models / REC_MODEL),
+            "Cls.model_path": str(models / CLS_MODEL),
+        }
+        if cfg.threads > 0:
+            # rapidocr ignores values above the CPU count; clamp so the setting is honoured.
+            threads = min(cfg.threads, os.cpu_count() or 1)
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
+        return params
+
+    def version(self) -> str:
+        """Return e.g. ``rapidocr 3.10.0 PP-OCRv6 small``."""
+        try:
+            rapid = package_version("rapidocr")
+        except PackageNotFoundError:  # pragma: no cover - imported above, so installed
+            rapid = "unknown"
+        return f"rapidocr {rapid} PP-OCRv6 small"
+
+    def languages(self) -> frozenset[str]:
+        """Return the Latin-script languages whose letters the recognizer's dictionary holds."""
+        return self._languages
+
+    def recognize(self, page: Image.Image, *, languages: Sequence[str], mode: Mode) -> PageResult:
+        """Recognize ``page``; return its lines in reading order (none for a blank page).
+
+        Raises ConfigError for a language not in :meth:`languages`, TransientEngineError for
+        an onnxruntime memory allocation failure, PermanentEngineError for other failures.
+        """
+        unknown = [code for code in languages if code not in self._languages]
+        if unknown:
+            raise ConfigError(
+                f"paddle cannot read language(s) {', '.join(unknown)}; "
+                f"available: {', '.join(sorted(self._languages))}"
+            )
+        ocr = self._ocr
+        if ocr is None:
+            raise PermanentEngineError("paddle engine is closed")
+        image = page if page.mode in ("RGB", "L") else page.convert("RGB")
+        array = np.asarray(image)
+        if array.ndim == 3:
+            # rapidocr takes numpy input as BGR (OpenCV order).
+            array = np.ascontiguousarray(array[:, :, ::-1])
+        try:
+            result = ocr(array)
+        except MemoryError as exc:
+            raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
+        except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
+            text = str(exc).lower()
+            if any(marker in text for marker in _TRANSIENT_MARKERS):
+                raise TransientEngineError(f"paddle failed to allocate memory: {exc}") from exc
+            raise PermanentEngineError(f"paddle failed on this page: {exc}") from exc
+        return PageResult(
+            lines=self._lines(result, width=image.width, height=image.height),
+            engine=self.name,
+            width=image.width,
+            height=image.height,
+        )
+
+    @staticmethod
+    def _lines(result: Any, *, width: int, height: int) -> tuple[Line, ...]:
+        boxes = getattr(result, "boxes", None)
+        txts = getattr(result, "txts", None)
+        scores = getattr(result, "scores", None)
+        if boxes is None or txts is None or scores is None or len(txts) == 0:
+            return ()
+        segments = [
+            Segment(text=str(txt), confidence=float(score), box=bounding_box(quad))
+            for quad, txt, score in zip(boxes, txts, scores, strict=True)
+        ]
+        lines = []
+        for text_line in reading_order(segments):
+            left, top, right, bottom = text_line.box
+            box = (
+                max(0, int(left)),
+                max(0, int(top)),
+                min(width, round(right)),
+                min(height, round(bottom)),
+            )
+            confidence = min(1.0, max(0.0, text_line.confidence))
+            lines.append(Line(text=text_line.text, confidence=confidence, box=box))
+        return tuple(line for line in lines if line.text)
+
+    def close(self) -> None:
+        """Drop the onnxruntime sessions (safe to call twice)."""
+        self._ocr = None

@@ -1,0 +1,207 @@
+"""The ``tesseract`` engine: Tesseract 5 in-process through tesserocr (wheel bundles 5.5.4).
+
+Language data comes from ``settings.tesseract.tessdata``, else ``$TESSDATA_PREFIX``, else
+Debian's ``/usr/share/tesseract-ocr/5/tessdata`` (the wheel itself looks in the current
+directory: docs/engines.md, gotcha 3).
+
+Resolution: the page's DPI is deliberately *not* passed. Tesseract is told the resolution is
+unknown (0) and estimates it from the text size. We measured this on the evaluation set: on
+IAM handwriting any declared resolution above 70 dpi (72 as stored in those files, 96, 300)
+gave empty text on some pages and CER 0.64-0.70 against 0.54 when estimating; printed pages
+and rendered text read identically either way. Preprocessing also rescales pages, so a DPI
+from the file would often be stale by the time the image gets here.
+
+Thread safety: a ``PyTessBaseAPI`` must be used by one thread at a time, so initialized APIs
+are kept in a pool per language combination; a call borrows one (creating it when all are
+busy) and returns it afterwards. tesserocr releases the GIL while recognizing, so two
+threads do run in parallel.
+
+Errors: tesserocr raises RuntimeError when it cannot take an image or initialize. For an
+image that reached us decoded, retrying the same pixels gives the same failure, so a
+RuntimeError during recognition is a PermanentEngineError (the file is quarantined).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import structlog
+
+from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.exceptions import ConfigError, DependencyError, PermanentEngineError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ocrwatch.config import Mode, Settings
+
+__all__ = ["DEBIAN_TESSDATA", "TesseractEngine", "resolve_tessdata"]
+
+log = structlog.get_logger()
+
+DEBIAN_TESSDATA = Path("/usr/share/tesseract-ocr/5/tessdata")
+
+# Debian's OpenMP-built Tesseract is 5-12x slower on 2 cores without this (gotcha 5); the
+# wheel is not affected, but a system libtesseract picked up instead would be.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+# "Resolution unknown": Tesseract then estimates it from the text height (see module doc).
+_UNKNOWN_DPI = 0
+
+
+def resolve_tessdata(configured: Path | None) -> Path:
+    """Return the tessdata folder to use: the setting, else $TESSDATA_PREFIX, else Debian's."""
+    if configured is not None:
+        return Path(configured).expanduser()
+    env = os.environ.get("TESSDATA_PREFIX")
+    if env:
+        return Path(env).expanduser()
+    return DEBIAN_TESSDATA
+
+
+class TesseractEngine(Engine):
+    """Tesseract 5 (LSTM) through tesserocr; light, fast, best at printed page layout."""
+
+    name: ClassVar[str] = "tesseract"
+    capabilities: ClassVar[Capabilities] = Capabilities(handwriting=False)
+
+    def __init__(self, settings: Settings) -> None:
+        """Find the language data and check that tesserocr loads.
+
+        Raises DependencyError when tesserocr or the tessdata folder (or every language in
+        it) is missing.
+        """
+        super().__init__(settings)
+        try:
+            import tesserocr
+        except ImportError as exc:
+            raise DependencyError(
+                f"tesserocr is not installed ({exc}); pip install tesserocr"
+            ) from exc
+        self._tesserocr: Any = tesserocr
+        self.tessdata = resolve_tessdata(settings.tesseract.tessdata)
+        hint = "install language data, e.g. apt-get install tesseract-ocr-eng tesseract-ocr-spa"
+        if not self.tessdata.is_dir():
+            raise DependencyError(
+                f"tessdata folder {self.tessdata} not found; {hint}, "
+                "or set tesseract.tessdata / TESSDATA_PREFIX"
+            )
+        self._languages = frozenset(
+            p.name.removesuffix(".traineddata")
+            for p in self.tessdata.glob("*.traineddata")
+            if p.name != "osd.traineddata"
+        )
+        if not self._languages:
+            raise DependencyError(f"no *.traineddata in {self.tessdata}; {hint}")
+        self._psm: int = settings.tesseract.psm
+        self._pool: dict[str, list[Any]] = {}
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        version = tesserocr.tesseract_version().split()
+        self._version = " ".join(version[:2]) if len(version) >= 2 else "tesseract unknown"
+        log.info(
+            "engine.loaded",
+            engine=self.name,
+            version=self._version,
+            tessdata=str(self.tessdata),
+            languages=sorted(self._languages),
+        )
+
+    def version(self) -> str:
+        """Return e.g. ``tesseract 5.5.4``."""
+        return self._version
+
+    def languages(self) -> frozenset[str]:
+        """Return the installed language codes (``osd`` excluded)."""
+        return self._languages
+
+    def _key(self, languages: Sequence[str]) -> str:
+        codes = list(dict.fromkeys(languages)) or ["eng"]
+        unknown = [code for code in codes if code not in self._languages]
+        if unknown:
+            raise ConfigError(
+                f"tesseract has no language data for {', '.join(unknown)} in {self.tessdata}; "
+                f"available: {', '.join(sorted(self._languages))} "
+                f"(install more, e.g. apt-get install tesseract-ocr-{unknown[0]})"
+            )
+        return "+".join(codes)
+
+    @contextmanager
+    def _api(self, key: str) -> Iterator[Any]:
+        with self._pool_lock:
+            if self._closed:
+                raise PermanentEngineError("tesseract engine is closed")
+            idle = self._pool.setdefault(key, [])
+            api = idle.pop() if idle else None
+        if api is None:
+            try:
+                api = self._tesserocr.PyTessBaseAPI(
+                    path=str(self.tessdata) + os.sep, lang=key, psm=self._psm
+                )
+            except RuntimeError as exc:
+                raise DependencyError(
+                    f"tesseract cannot load {key} from {self.tessdata}: {exc}"
+                ) from exc
+        try:
+            yield api
+        finally:
+            api.Clear()
+            with self._pool_lock:
+                if self._closed:
+                    api.End()
+                else:
+                    self._pool.setdefault(key, []).append(api)
+
+    def recognize(self, page: Image.Image, *, languages: Sequence[str], mode: Mode) -> PageResult:
+        """Recognize ``page``; return Tesseract's text lines in its reading order.
+
+        Raises ConfigError for a language without data, PermanentEngineError when
+        Tesseract rejects the page.
+        """
+        key = self._key(languages)
+        image = page if page.mode in ("RGB", "L", "1") else page.convert("RGB")
+        with self._api(key) as api:
+            try:
+                api.SetImage(image)
+                api.SetSourceResolution(_UNKNOWN_DPI)
+                api.Recognize()
+                lines = self._lines(api, width=image.width, height=image.height)
+            except RuntimeError as exc:
+                raise PermanentEngineError(f"tesseract failed on this page: {exc}") from exc
+        return PageResult(lines=lines, engine=self.name, width=image.width, height=image.height)
+
+    def _lines(self, api: Any, *, width: int, height: int) -> tuple[Line, ...]:
+        level = self._tesserocr.RIL.TEXTLINE
+        iterator = api.GetIterator()
+        if iterator is None:
+            return ()
+        lines: list[Line] = []
+        for item in self._tesserocr.iterate_level(iterator, level):
+            try:
+                text = (item.GetUTF8Text(level) or "").strip()
+            except RuntimeError:  # tesserocr's way of saying "no text here" (blank page)
+                continue
+            if not text:
+                continue
+            bbox = item.BoundingBox(level)
+            box = None
+            if bbox is not None:
+                left, top, right, bottom = bbox
+                box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
+            confidence = min(1.0, max(0.0, item.Confidence(level) / 100.0))
+            lines.append(Line(text=text, confidence=confidence, box=box))
+        return tuple(lines)
+
+    def close(self) -> None:
+        """End every pooled Tesseract API (safe to call twice)."""
+        with self._pool_lock:
+            self._closed = True
+            apis = [api for idle in self._pool.values() for api in idle]
+            self._pool.clear()
+        for api in apis:
+            api.End()
