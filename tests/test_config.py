@@ -138,3 +138,22 @@ class TestSecrets:
         assert s.aspose.client_secret.get_secret_value() == "s3cr3t-value"
         assert "s3cr3t-value" not in repr(s)
         assert "s3cr3t-value" not in str(s.masked())
+
+    def test_secret_from_credentials_directory(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A systemd credential file named aspose__client_secret sets the nested secret."""
+        (tmp_path / "aspose__client_secret").write_text("from-a-file\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+        s = load_settings()
+        assert s.aspose.client_secret is not None
+        assert s.aspose.client_secret.get_secret_value() == "from-a-file"
+
+    def test_environment_beats_secret_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The environment wins over the secrets directory, as documented."""
+        (tmp_path / "aspose__client_secret").write_text("from-a-file")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+        monkeypatch.setenv("OCRWATCH_ASPOSE__CLIENT_SECRET", "from-env")
+        assert load_settings().aspose.client_secret.get_secret_value() == "from-env"  # type: ignore[union-attr]

@@ -81,6 +81,15 @@ class TestRouting:
         assert res.pages[0].result.engine == "paddle"
         assert res.pages[0].mode is Mode.PRINTED
 
+    def test_forced_engine_in_auto_is_routed(self, printed_png: Path) -> None:
+        """auto + a forced engine: Tesseract decides the page kind, the forced engine reads."""
+        s = load_settings(overrides={"mode": "auto", "engine": "paddle"})
+        res = recognize_file(printed_png, settings=s, engines=EngineCache(s))
+        page = res.pages[0]
+        assert page.result.engine == "paddle"
+        assert page.mode is Mode.PRINTED
+        assert page.route_confidence is not None
+
     def test_unknown_language_fails_fast(self, printed_png: Path) -> None:
         """A language the engine lacks is a ConfigError listing the available ones."""
         s = load_settings(overrides={"mode": "printed", "languages": ["xx"]})

@@ -1,7 +1,8 @@
 """Settings: one typed object from defaults < TOML file < secrets dir < environment < CLI flags.
 
 Environment variables use the ``OCRWATCH_`` prefix and ``__`` for nesting
-(``OCRWATCH_PADDLE__DET_THRESH=0.3``). The TOML file is the one given with ``--config``, or
+(``OCRWATCH_PADDLE__DET_THRESH=0.3``); secret files are named like the key
+(``aspose__client_secret``). The TOML file is the one given with ``--config``, or
 ``OCRWATCH_CONFIG``, or ``/etc/ocrwatch/ocrwatch.toml`` when it exists. Secrets (the Aspose
 client secret) can also come from files in a secrets directory: ``$CREDENTIALS_DIRECTORY``
 (systemd ``LoadCredential=``) or ``OCRWATCH_SECRETS_DIR``. ``config/ocrwatch.example.toml``
@@ -19,6 +20,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -181,6 +183,14 @@ class AsposeSettings(BaseModel):
         120.0, gt=0, le=3600, description="Give up (and cancel) a task after this many seconds."
     )
 
+    @field_validator("client_id", "client_secret", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        # Secret files (systemd credentials, Docker secrets) usually end with a newline.
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        return v.strip() or None if isinstance(v, str) else v
+
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
@@ -208,6 +218,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="OCRWATCH_",
         env_nested_delimiter="__",
+        # Secret files are named like the key without the env prefix, nested with "__":
+        # a file "aspose__client_secret" in $CREDENTIALS_DIRECTORY sets aspose.client_secret.
+        secrets_nested_delimiter="__",
+        secrets_prefix="",
         extra="forbid",
         validate_default=True,
         case_sensitive=False,
@@ -358,7 +372,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
             env_settings,
-            file_secret_settings,
+            NestedSecretsSettingsSource(file_secret_settings),
         ]
         toml_file = getattr(settings_cls, "_toml_file", None)
         if toml_file is not None:

@@ -5,8 +5,9 @@ hands the returned :class:`DocumentResult` to :mod:`ocrwatch.outputs`.
 
 How engines are chosen per page:
 
-- ``engine`` set in the settings: that engine reads every page (with the handwritten
-  preprocessing profile when it is a handwriting engine and the mode is not ``printed``).
+- ``engine`` set in the settings: that engine reads every page; in ``auto`` mode the page's
+  kind (printed or handwritten, hence the preprocessing profile and e.g. Aspose's HWT_ENG)
+  is still decided by Tesseract's confidence as below.
 - ``mode = printed``: Tesseract, printed profile.
 - ``mode = handwritten``: PP-OCR (``paddle``), handwritten profile.
 - ``mode = auto``: Tesseract reads the page first (it is fast, and best at page layout). When
@@ -101,13 +102,6 @@ def _engine_for(settings: Settings, mode: Mode) -> str:
     return HANDWRITTEN_ENGINE if mode is Mode.HANDWRITTEN else PRINTED_ENGINE
 
 
-def _profile_mode(engine: Engine, requested: Mode) -> Mode:
-    """The preprocessing profile a forced engine gets."""
-    if requested is Mode.AUTO:
-        return Mode.HANDWRITTEN if engine.capabilities.handwriting else Mode.PRINTED
-    return requested
-
-
 T = TypeVar("T")
 
 
@@ -168,22 +162,26 @@ def _read_page(
         return result, steps, attempts
 
     route_conf: float | None = None
-    if settings.mode is Mode.AUTO and not settings.engine:
-        printed = engines.get(PRINTED_ENGINE)
-        result, steps, attempts = run(printed, Mode.PRINTED)
+    if settings.mode is Mode.AUTO:
+        # Tesseract's confidence decides what kind of page this is; a forced engine only
+        # changes who reads it (e.g. Aspose gets HWT_ENG for handwriting, its language else).
+        result, steps, attempts = run(engines.get(PRINTED_ENGINE), Mode.PRINTED)
         route_conf = result.confidence or 0.0
-        mode = Mode.PRINTED
-        if route_conf * 100 < settings.auto_printed_confidence:
-            handwritten = engines.get(HANDWRITTEN_ENGINE)
-            result, steps, more = run(handwritten, Mode.HANDWRITTEN)
+        mode = (
+            Mode.PRINTED
+            if route_conf * 100 >= settings.auto_printed_confidence
+            else (Mode.HANDWRITTEN)
+        )
+        reader = settings.engine or (PRINTED_ENGINE if mode is Mode.PRINTED else HANDWRITTEN_ENGINE)
+        if not (reader == PRINTED_ENGINE and mode is Mode.PRINTED):
+            result, steps, more = run(engines.get(reader), mode)
             attempts += more
-            mode = Mode.HANDWRITTEN
         log.debug(
             "page.routed", page=page.number, printed_confidence=round(route_conf, 3), route=mode
         )
     else:
-        engine = engines.get(_engine_for(settings, settings.mode))
-        mode = _profile_mode(engine, settings.mode)
+        mode = settings.mode
+        engine = engines.get(settings.engine or _engine_for(settings, mode))
         result, steps, attempts = run(engine, mode)
     return PageRecord(
         number=page.number,
@@ -204,7 +202,7 @@ def _native_pdf_pages(
     if hashlib.sha256(data).hexdigest() != info.sha256:
         # The file changed between probe and read: the caller must not trust this result.
         raise TransientEngineError("file changed while being read", path=info.path)
-    mode = _profile_mode(engine, settings.mode)
+    mode = settings.mode
     langs = tuple(settings.languages)
     t0 = time.perf_counter()
     results, attempts = call_with_retry(
@@ -286,8 +284,9 @@ def recognize_file(
 
 def engines_needed(settings: Settings, engines: EngineCache) -> list[Engine]:
     """Return the engines the settings will use (built on first use)."""
+    if settings.mode is Mode.AUTO:
+        readers = [settings.engine] if settings.engine else [HANDWRITTEN_ENGINE]
+        return [engines.get(name) for name in dict.fromkeys([PRINTED_ENGINE, *readers])]
     if settings.engine:
         return [engines.get(settings.engine)]
-    if settings.mode is Mode.AUTO:
-        return [engines.get(PRINTED_ENGINE), engines.get(HANDWRITTEN_ENGINE)]
     return [engines.get(_engine_for(settings, settings.mode))]

@@ -40,10 +40,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One line of text in reading order; ``box`` is (left, top, right, bottom) in pixels."""
+    """One line of text in reading order; ``box`` is (left, top, right, bottom) in pixels.
+
+    ``confidence`` is in [0, 1], or None when the engine reports none (a cloud API).
+    """
 
     text: str
-    confidence: float
+    confidence: float | None
     box: tuple[int, int, int, int] | None = None
 
 
@@ -63,8 +66,12 @@ class PageResult:
 
     @property
     def confidence(self) -> float | None:
-        """Mean line confidence weighted by characters, or None for an empty page."""
-        weights = [(max(len(ln.text.strip()), 1), ln.confidence) for ln in self.lines if ln.text]
+        """Mean line confidence weighted by characters; None for an empty page or no scores."""
+        weights = [
+            (max(len(ln.text.strip()), 1), ln.confidence)
+            for ln in self.lines
+            if ln.text and ln.confidence is not None
+        ]
         if not weights:
             return None
         total = sum(w for w, _ in weights)
@@ -72,8 +79,8 @@ class PageResult:
 
     @property
     def median_confidence(self) -> float | None:
-        """Median line confidence, or None for an empty page."""
-        confs = [ln.confidence for ln in self.lines if ln.text]
+        """Median line confidence; None for an empty page or no scores."""
+        confs = [ln.confidence for ln in self.lines if ln.text and ln.confidence is not None]
         return statistics.median(confs) if confs else None
 
 
@@ -109,9 +116,7 @@ class Engine(ABC):
         """Return the Tesseract-style language codes this engine can read right now."""
 
     @abstractmethod
-    def recognize(
-        self, page: Image.Image, *, languages: Sequence[str], mode: Mode
-    ) -> PageResult:
+    def recognize(self, page: Image.Image, *, languages: Sequence[str], mode: Mode) -> PageResult:
         """Recognize one page image; return its lines in reading order.
 
         Raises ConfigError (unsupported language), TransientEngineError or
@@ -137,4 +142,3 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release backend resources (sessions, handles). Safe to call twice."""
-
