@@ -104,8 +104,8 @@ __all__ = [
     "LANGUAGES",
     "AsposeEngine",
     "AsposeRateLimited",
-    "AsposeUnreachable",
     "AsposeUnavailable",
+    "AsposeUnreachable",
     "retry_after_seconds",
 ]
 
