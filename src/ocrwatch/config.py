@@ -267,9 +267,16 @@ class Settings(BaseSettings):
     # --- daemon (ocrwatch run) ---------------------------------------------------------------
     inbox: Path | None = Field(None, description="Folder tree to watch (required for run).")
     outbox: Path | None = Field(None, description="Where sidecars go (required for run).")
-    archive: Path | None = Field(None, description="Originals after success; default sibling.")
-    quarantine: Path | None = Field(None, description="Failed originals + reason; default sibling.")
-    state_dir: Path | None = Field(None, description="Journal and work area; default sibling.")
+    archive: Path | None = Field(
+        None, description="Originals after success; default <outbox>/.ocrwatch/archive."
+    )
+    quarantine: Path | None = Field(
+        None, description="Failed originals + reason; default <outbox>/.ocrwatch/quarantine."
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="Journal; default $STATE_DIRECTORY or ~/.local/state/ocrwatch/<inbox>-<hash>.",
+    )
     after_success: AfterSuccess = Field(AfterSuccess.ARCHIVE, description="archive, keep, delete.")
     duplicates: DuplicatePolicy = Field(
         DuplicatePolicy.PROCESS, description="process or skip files whose sha256 was seen."

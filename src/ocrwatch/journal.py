@@ -1,0 +1,340 @@
+"""The durable per-file journal: one SQLite row per document job, in WAL mode, in state_dir.
+
+A *job* is one arrival of one file in the inbox. Its row records where it came from
+(``relpath``, relative to the inbox), what it is (sha256, size), where it is now
+(``work_path`` while claimed), what happened (state, attempts, last error, reason) and what
+came out (output paths). Every transition is committed before the daemon takes the next
+step, so after a crash the journal says which step to redo. WAL with ``synchronous=NORMAL``:
+a commit survives a killed process at once; after a power cut the last few commits may roll
+back, which is safe because every step is redone idempotently (outputs are replaced by their
+own source, claimed files are found again in the work area). It is what ``ocrwatch status``
+reads to answer "why wasn't my scan processed?".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+__all__ = ["JOURNAL_NAME", "TERMINAL_STATES", "Job", "Journal", "State"]
+
+log = structlog.get_logger()
+
+JOURNAL_NAME = "journal.sqlite3"
+
+
+class State(StrEnum):
+    """Where a job is in its life; the last four are terminal."""
+
+    DISCOVERED = "discovered"  # seen in the inbox, waiting until it is stable
+    STABLE = "stable"  # quiet long enough and decodable
+    CLAIMED = "claimed"  # renamed into our work area (or, keep mode: reserved in place)
+    # The worker recognizes and writes in one task, so the daemon records WRITTEN directly;
+    # RECOGNIZED is kept for engines that hand back text before writing (none yet).
+    RECOGNIZED = "recognized"
+    WRITTEN = "written"  # sidecar + manifest durable in the outbox
+    RETRY = "retry"  # a transient failure; next attempt at ``next_attempt_at``
+    ARCHIVED = "archived"
+    KEPT = "kept"
+    DELETED = "deleted"
+    QUARANTINED = "quarantined"
+
+
+TERMINAL_STATES = frozenset({State.ARCHIVED, State.KEPT, State.DELETED, State.QUARANTINED})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    relpath TEXT NOT NULL,
+    state TEXT NOT NULL,
+    sha256 TEXT,
+    size INTEGER,
+    mtime_ns INTEGER,
+    work_path TEXT,
+    final_path TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    crashes INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    last_error TEXT,
+    reason TEXT,
+    duplicate_of TEXT,
+    outputs TEXT,
+    pages INTEGER,
+    engine TEXT,
+    discovered_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_relpath ON jobs (relpath);
+CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256);
+"""
+
+_FIELDS = (
+    "job_id",
+    "relpath",
+    "state",
+    "sha256",
+    "size",
+    "mtime_ns",
+    "work_path",
+    "final_path",
+    "attempts",
+    "crashes",
+    "next_attempt_at",
+    "last_error",
+    "reason",
+    "duplicate_of",
+    "outputs",
+    "pages",
+    "engine",
+    "discovered_at",
+    "updated_at",
+    "finished_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the journal (a snapshot; change it through :class:`Journal`)."""
+
+    job_id: str
+    relpath: str
+    state: State
+    sha256: str | None
+    size: int | None
+    mtime_ns: int | None
+    work_path: str | None
+    final_path: str | None
+    attempts: int
+    crashes: int
+    next_attempt_at: float | None
+    last_error: str | None
+    reason: str | None
+    duplicate_of: str | None
+    outputs: dict[str, str] | None
+    pages: int | None
+    engine: str | None
+    discovered_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @classmethod
+    def _from_row(cls, row: sqlite3.Row) -> Job:
+        data = {k: row[k] for k in _FIELDS}
+        data["state"] = State(data["state"])
+        data["outputs"] = json.loads(data["outputs"]) if data["outputs"] else None
+        return cls(**data)
+
+
+class Journal:
+    """The SQLite journal; safe to share between threads of one process (one lock)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (and create unless ``readonly``) the journal at ``path``; raises sqlite3.Error."""
+        self.path = path
+        self._lock = threading.Lock()
+        if readonly:
+            uri = f"file:{path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        if not readonly:
+            # WAL: readers (ocrwatch status) never block the daemon. NORMAL instead of FULL
+            # saves an fsync per transition; see the module docstring for why that is safe.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._db:
+                self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    # --- meta ----------------------------------------------------------------------------
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        """Return the meta value ``key`` or ``default``."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set the meta value ``key``."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def instance_id(self) -> str:
+        """Return this state dir's stable daemon id (created on first use)."""
+        value = self.meta("instance_id")
+        if value is None:
+            value = uuid.uuid4().hex[:12]
+            self.set_meta("instance_id", value)
+        return value
+
+    # --- jobs ----------------------------------------------------------------------------
+    def add(
+        self,
+        relpath: str,
+        *,
+        state: State = State.DISCOVERED,
+        job_id: str | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Insert a new job for ``relpath`` and return it."""
+        now = time.time()
+        jid = job_id or uuid.uuid4().hex[:16]
+        row: dict[str, Any] = {
+            "job_id": jid,
+            "relpath": relpath,
+            "state": State(state).value,
+            "discovered_at": now,
+            "updated_at": now,
+        }
+        row.update(self._encode(fields))
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._lock, self._db:
+            self._db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
+        job = self.get(jid)
+        assert job is not None
+        return job
+
+    def update(self, job_id: str, *, state: State | None = None, **fields: Any) -> Job:
+        """Change ``job_id``'s state and/or fields (committed durably); return the new row.
+
+        Raises KeyError for an unknown job.
+        """
+        row = self._encode(fields)
+        now = time.time()
+        row["updated_at"] = now
+        if state is not None:
+            row["state"] = State(state).value
+            if state in TERMINAL_STATES:
+                row["finished_at"] = now
+        sets = ", ".join(f"{k} = ?" for k in row)
+        with self._lock, self._db:
+            cur = self._db.execute(
+                f"UPDATE jobs SET {sets} WHERE job_id = ?", (*row.values(), job_id)
+            )
+            if cur.rowcount != 1:
+                raise KeyError(job_id)
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job that never got past discovery (the file vanished or is not ours)."""
+        with self._lock, self._db:
+            self._db.execute(
+                "DELETE FROM jobs WHERE job_id = ? AND state IN (?, ?)",
+                (job_id, State.DISCOVERED.value, State.STABLE.value),
+            )
+
+    def get(self, job_id: str) -> Job | None:
+        """Return the job ``job_id`` or None."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else Job._from_row(row)
+
+    def active_for(self, relpath: str) -> Job | None:
+        """Return the unfinished job of ``relpath`` (an inbox path), or None."""
+        terminal = tuple(s.value for s in TERMINAL_STATES)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE relpath = ? AND state NOT IN (?, ?, ?, ?)"
+                " ORDER BY discovered_at DESC LIMIT 1",
+                (relpath, *terminal),
+            ).fetchone()
+        return None if row is None else Job._from_row(row)
+
+    def kept(self, relpath: str, *, size: int, mtime_ns: int) -> Job | None:
+        """Return the finished keep-mode job for this exact file version, or None (ledger)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE relpath = ? AND size = ? AND mtime_ns = ?"
+                " AND state IN (?, ?) ORDER BY finished_at DESC LIMIT 1",
+                (relpath, size, mtime_ns, State.KEPT.value, State.QUARANTINED.value),
+            ).fetchone()
+        return None if row is None else Job._from_row(row)
+
+    def done_with_sha256(self, sha256: str, *, exclude: str) -> Job | None:
+        """Return a successfully finished job with this content (not itself a duplicate)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE sha256 = ? AND job_id != ? AND state IN (?, ?, ?)"
+                " AND duplicate_of IS NULL AND outputs IS NOT NULL"
+                " ORDER BY finished_at LIMIT 1",
+                (sha256, exclude, State.ARCHIVED.value, State.KEPT.value, State.DELETED.value),
+            ).fetchone()
+        return None if row is None else Job._from_row(row)
+
+    def in_states(self, *states: State) -> list[Job]:
+        """Return the jobs in any of ``states``, oldest first."""
+        marks = ", ".join("?" for _ in states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY discovered_at",
+                tuple(s.value for s in states),
+            ).fetchall()
+        return [Job._from_row(r) for r in rows]
+
+    def unfinished(self) -> list[Job]:
+        """Return every job not in a terminal state, oldest first."""
+        return self.in_states(*(s for s in State if s not in TERMINAL_STATES))
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of jobs per state (every state present, zeros included)."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+            found = {r["state"]: int(r["n"]) for r in rows}
+        return {s.value: found.get(s.value, 0) for s in State}
+
+    def recent_failures(self, limit: int = 10) -> list[Job]:
+        """Return the latest quarantined or retrying jobs, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE state IN (?, ?) ORDER BY updated_at DESC LIMIT ?",
+                (State.QUARANTINED.value, State.RETRY.value, limit),
+            ).fetchall()
+        return [Job._from_row(r) for r in rows]
+
+    def last_success(self) -> float | None:
+        """Return the finish time of the latest successful job, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MAX(finished_at) AS t FROM jobs WHERE state IN (?, ?, ?)",
+                (State.ARCHIVED.value, State.KEPT.value, State.DELETED.value),
+            ).fetchone()
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    def __iter__(self) -> Iterator[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY discovered_at").fetchall()
+        return iter([Job._from_row(r) for r in rows])
+
+    @staticmethod
+    def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key not in _FIELDS or key in ("job_id", "state", "updated_at"):
+                raise TypeError(f"not a journal field: {key}")
+            if key == "outputs" and value is not None:
+                value = json.dumps({k: str(v) for k, v in dict(value).items()})
+            elif isinstance(value, Path):
+                value = str(value)
+            out[key] = value
+        return out

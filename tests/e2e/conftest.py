@@ -1,0 +1,263 @@
+"""Fixtures that run ``ocrwatch run`` as a real subprocess on tmp folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+TESSDATA = "/usr/share/tesseract-ocr/5/tessdata"
+
+
+def wait_until(pred: Callable[[], object], *, timeout: float, what: str) -> None:
+    """Poll ``pred`` until it is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Folders:
+    """The daemon's folders under tmp_path."""
+
+    root: Path
+    inbox: Path
+    outbox: Path
+    state: Path
+
+    @property
+    def archive(self) -> Path:
+        return self.outbox / ".ocrwatch" / "archive"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.outbox / ".ocrwatch" / "quarantine"
+
+    @property
+    def work(self) -> Path:
+        return self.inbox / ".ocrwatch-work"
+
+    def sidecars(self, rel: str) -> list[Path]:
+        """Return the sidecars of inbox file ``rel`` (``rel.txt`` or numbered ``rel.N.txt``)."""
+        first = self.outbox / f"{rel}.txt"
+        parent = first.parent
+        if not parent.is_dir():
+            return []
+        name = Path(rel).name
+        found = [first] if first.exists() else []
+        found += [p for p in parent.glob(f"{name}.*.txt") if p.name[len(name) + 1 : -4].isdigit()]
+        return found
+
+    def quarantined(self, rel: str) -> list[Path]:
+        """Return the quarantine entries (reason files) of inbox file ``rel``."""
+        base = self.quarantine / rel
+        if not base.parent.is_dir():
+            return []
+        stem = Path(rel).stem
+        return [
+            p
+            for p in base.parent.glob("*.reason.json")
+            if p.name == f"{Path(rel).name}.reason.json"
+            or (p.name.startswith(stem + ".") and json.loads(p.read_text())["source"] == rel)
+        ]
+
+    def accounted(self, rels: list[str]) -> bool:
+        """Return True when every input has a sidecar or a quarantine entry."""
+        return all(self.sidecars(r) or self.quarantined(r) for r in rels)
+
+    def log_lines(self) -> list[dict[str, object]]:
+        path = self.outbox / "ocrwatch.log.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Daemon:
+    """One ``ocrwatch run`` subprocess; stdout/stderr go to files."""
+
+    folders: Folders
+    env: dict[str, str]
+    args: list[str]
+    name: str = "daemon"
+    proc: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> Daemon:
+        self.runs += 1
+        out = self.folders.root / f"{self.name}-{self.runs}.log"
+        self.logs.append(out)
+        with open(out, "wb") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ocrwatch", "run", *self.args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.folders.root,
+                start_new_session=True,  # its own process group, like a systemd cgroup
+            )
+        wait_until(
+            lambda: self.event_seen("daemon.ready") or self.proc.poll() is not None,  # type: ignore[union-attr]
+            timeout=60,
+            what="daemon.ready",
+        )
+        assert self.proc.poll() is None, self.output()
+        return self
+
+    def event_seen(self, event: str) -> bool:
+        return f'"event": "{event}"' in self.logs[-1].read_text(errors="replace")
+
+    def count(self, event: str) -> int:
+        """Return how often ``event`` was logged over all runs of this daemon."""
+        needle = f'"event": "{event}"'
+        return sum(p.read_text(errors="replace").count(needle) for p in self.logs)
+
+    def output(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-6000:] for p in self.logs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60, *, group: bool = False) -> int:
+        """Send ``sig`` (to the whole process group with ``group``, as systemd does by
+        default) and return the exit code."""
+        assert self.proc is not None
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("daemon did not stop in time:\n" + self.output()) from None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Folders:
+    f = Folders(tmp_path, tmp_path / "inbox", tmp_path / "outbox", tmp_path / "state")
+    f.inbox.mkdir()
+    f.outbox.mkdir()
+    return f
+
+
+def base_env(tmp_path: Path, **settings: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCRWATCH_")}
+    env.update(
+        {
+            "TESSDATA_PREFIX": TESSDATA,
+            "HOME": str(tmp_path),
+            "PYTHONUNBUFFERED": "1",
+            "OCRWATCH_LOG_FORMAT": "json",
+            "OCRWATCH_QUIET_PERIOD": "0.5",
+            "OCRWATCH_ENGINE": "tesseract",
+            "OCRWATCH_WORKERS": "2",
+            "OCRWATCH_RESCAN_INTERVAL": "30",
+            "OCRWATCH_RETRY__WAIT_INITIAL": "0.1",
+            "OCRWATCH_RETRY__WAIT_MAX": "0.5",
+            "OCRWATCH_RETRY__WAIT_JITTER": "0.1",
+        }
+    )
+    env.pop("NOTIFY_SOCKET", None)
+    for key, value in settings.items():
+        if value is None:
+            env.pop(f"OCRWATCH_{key.upper()}", None)
+        else:
+            env[f"OCRWATCH_{key.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture
+def make_daemon(folders: Folders) -> Iterator[Callable[..., Daemon]]:
+    """Build daemons on ``folders`` (settings as keyword args); all are killed at teardown."""
+    made: list[Daemon] = []
+
+    def factory(*, name: str = "daemon", state: Path | None = None, **settings: object) -> Daemon:
+        args = [
+            "--inbox",
+            str(folders.inbox),
+            "--outbox",
+            str(folders.outbox),
+            "--state-dir",
+            str(state or folders.state),
+        ]
+        d = Daemon(folders, base_env(folders.root, **settings), args, name=name)
+        made.append(d)
+        return d
+
+    yield factory
+    for d in made:
+        if d.alive():
+            d.kill9()
+
+
+class SidecarChecker:
+    """A thread that reads every sidecar as soon as it appears and records any partial one."""
+
+    def __init__(self, outbox: Path) -> None:
+        self.outbox = outbox
+        self.problems: list[str] = []
+        self.checked = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sidecar-checker", daemon=True)
+
+    def __enter__(self) -> SidecarChecker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for txt in self.outbox.rglob("*.txt"):
+                if any(part.startswith(".") for part in txt.relative_to(self.outbox).parts):
+                    continue
+                self._check(txt)
+            time.sleep(0.01)
+
+    def _check(self, txt: Path) -> None:
+        manifest = txt.with_suffix(".json")
+        try:
+            text = txt.read_text(encoding="utf-8")
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            # The manifest is written before the text; a txt without one is a bug.
+            if txt.exists():
+                self.problems.append(f"{txt}: no manifest beside it")
+            return
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.problems.append(f"{txt}: unreadable ({exc})")
+            return
+        self.checked += 1
+        chars = sum(int(p["characters"]) for p in data["page_details"])
+        expected = chars + max(len(data["page_details"]) - 1, 0)
+        if data["text_file"] != txt.name or len(text) - expected not in (0, 1):
+            self.problems.append(
+                f"{txt}: text ({len(text)} chars) does not match its manifest ({expected})"
+            )
