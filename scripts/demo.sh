@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python scripts/make_demo_inbox.py demo/inbox
+mkdir -p demo/outbox   # the daemon refuses to start without its outbox (a typo guard)
 echo
 echo "demo: watching demo/inbox; sidecars go to demo/outbox (Ctrl-C to stop)."
 echo "demo: drop more images or PDFs into demo/inbox while it runs."
