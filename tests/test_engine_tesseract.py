@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from rapidfuzz.distance import Levenshtein
 
-from imaging import font, render_lines
+from imaging import SERIF, font, render_lines
 from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines.base import PageResult
 from ocrwatch.engines.tesseract import TesseractEngine
@@ -91,6 +91,13 @@ class TestTesseractEngine:
         check_page(result, image)
         assert Levenshtein.distance(result.text, "\n".join(SPANISH)) <= 2, result.text
         assert "niño" in result.text and "Mañana" in result.text
+
+    def test_accents_kept_with_eng_first(self, engine: TesseractEngine) -> None:
+        """eng+spa keeps Spanish accents (English, which has none, is made the secondary)."""
+        lines = ["La reunión es el martes.", "Gracias por su atención."]
+        image = render_lines(lines, size=44, font_path=SERIF)
+        result = engine.recognize(image, languages=["eng", "spa"], mode=Mode.PRINTED)
+        assert "reunión" in result.text and "atención" in result.text, result.text
 
     def test_rgb_and_two_languages(self, engine: TesseractEngine) -> None:
         """An RGB page read with eng+spa gives the same words."""

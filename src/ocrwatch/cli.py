@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", type=Path)
     status.add_argument("--outbox", type=Path)
     status.add_argument("--inbox", type=Path)
+    status.add_argument("--archive", type=Path)
+    status.add_argument("--quarantine", type=Path)
     _common(status)
     return parser
 

@@ -129,6 +129,11 @@ class TesseractEngine(Engine):
                 f"available: {', '.join(sorted(self._languages))} "
                 f"(install more, e.g. apt-get install tesseract-ocr-{unknown[0]})"
             )
+        # Tesseract treats its first language as the primary one, and the English model has
+        # no accented letters: "eng+spa" reads "reunión" as "reunion". Putting eng last keeps
+        # the accents and measured the same on English print (eval printed sets: CER 0.0538
+        # with eng first, 0.0536 with spa first).
+        codes.sort(key=lambda code: code == "eng")
         return "+".join(codes)
 
     @contextmanager
