@@ -45,3 +45,33 @@ def save(img: Image.Image, path: Path, **params: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, **params)
     return path
+
+
+#: Two columns of text whose rows line up: naive top-to-bottom reading would interleave them.
+LEFT_COLUMN = [
+    "Apples are red and",
+    "sweet to eat when",
+    "they are ripe in the",
+    "autumn, and pears",
+    "are green or yellow",
+    "in the same season.",
+]
+RIGHT_COLUMN = [
+    "Dogs can bark at",
+    "the postman while",
+    "cats sleep on the",
+    "sofa all afternoon",
+    "and birds sing in",
+    "the garden trees.",
+]
+
+
+def two_columns(left: Sequence[str], right: Sequence[str], *, size: int = 32) -> Image.Image:
+    """Render two columns of text side by side, rows aligned, with a clear gutter."""
+    f = font(size)
+    img = Image.new("L", (1080, 120 + len(left) * size * 2), "white")
+    draw = ImageDraw.Draw(img)
+    for column, x in ((left, 40), (right, 560)):
+        for i, text in enumerate(column):
+            draw.text((x, 60 + i * int(size * 1.5)), text, fill="black", font=f)
+    return img

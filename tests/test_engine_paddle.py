@@ -6,14 +6,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-from imaging import font, render_lines
+from imaging import LEFT_COLUMN as LEFT
+from imaging import RIGHT_COLUMN as RIGHT
+from imaging import render_lines, two_columns
 from ocrwatch.config import Mode, load_settings
-from ocrwatch.engines.base import PageResult
 from ocrwatch.engines.paddle import PaddleEngine
 from ocrwatch.exceptions import ConfigError
+from pagecheck import check_page
 
 ENGLISH = [
     "The quick brown fox jumps over the lazy dog.",
@@ -21,19 +23,6 @@ ENGLISH = [
     "Please keep this letter for your records.",
 ]
 SPANISH = ["El niño comió jamón en la montaña.", "Mañana habrá café y té."]
-LEFT = ["Apples are red and", "sweet to eat when", "they are ripe in the", "autumn, and pears"]
-RIGHT = ["Dogs can bark at", "the postman while", "cats sleep on the", "sofa all afternoon"]
-
-
-def two_columns(left: list[str], right: list[str], *, size: int = 32) -> Image.Image:
-    """Render two columns of text side by side, rows aligned, with a clear gutter."""
-    f = font(size)
-    img = Image.new("L", (1080, 120 + len(left) * size * 2), "white")
-    draw = ImageDraw.Draw(img)
-    for column, x in ((left, 40), (right, 560)):
-        for i, text in enumerate(column):
-            draw.text((x, 60 + i * int(size * 1.5)), text, fill="black", font=f)
-    return img
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +31,6 @@ def engine() -> Iterator[PaddleEngine]:
     eng = PaddleEngine(load_settings(environ={}))
     yield eng
     eng.close()
-
-
-def check_page(result: PageResult, image: Image.Image) -> None:
-    """Confidences are in [0, 1] and every box lies inside the page."""
-    assert result.engine == "paddle"
-    assert (result.width, result.height) == image.size
-    for line in result.lines:
-        assert 0.0 <= line.confidence <= 1.0
-        assert line.box is not None
-        left, top, right, bottom = line.box
-        assert 0 <= left < right <= image.width
-        assert 0 <= top < bottom <= image.height
-        assert line.text and line.text == line.text.strip()
 
 
 class TestPaddleEngine:
@@ -83,7 +59,7 @@ class TestPaddleEngine:
         """Three English lines come back as three lines, in order, nearly verbatim."""
         image = render_lines(ENGLISH)
         result = engine.recognize(image, languages=["eng"], mode=Mode.PRINTED)
-        check_page(result, image)
+        check_page(result, image, engine="paddle")
         assert len(result.lines) == len(ENGLISH)
         for line, expected in zip(result.lines, ENGLISH, strict=True):
             assert Levenshtein.distance(line.text, expected) <= 2, line.text
@@ -93,7 +69,7 @@ class TestPaddleEngine:
         """Spanish text on an RGB page keeps ñ, á, é, ó."""
         image = render_lines(SPANISH, mode="RGB")
         result = engine.recognize(image, languages=["spa"], mode=Mode.HANDWRITTEN)
-        check_page(result, image)
+        check_page(result, image, engine="paddle")
         assert Levenshtein.distance(result.text, "\n".join(SPANISH)) <= 2, result.text
         assert "niño" in result.text and "Mañana" in result.text
 
@@ -101,7 +77,7 @@ class TestPaddleEngine:
         """Aligned rows of two columns are read down the left column, then the right one."""
         image = two_columns(LEFT, RIGHT)
         result = engine.recognize(image, languages=["eng"], mode=Mode.PRINTED)
-        check_page(result, image)
+        check_page(result, image, engine="paddle")
         assert Levenshtein.distance(result.text, "\n".join(LEFT + RIGHT)) <= 3, result.text
 
     def test_blank_page_has_no_lines(self, engine: PaddleEngine) -> None:

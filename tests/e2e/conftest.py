@@ -261,3 +261,29 @@ class SidecarChecker:
             self.problems.append(
                 f"{txt}: text ({len(text)} chars) does not match its manifest ({expected})"
             )
+
+
+
+@pytest.fixture
+def make_tmpfs() -> Iterator[Callable[[Path, str], Path]]:
+    """Mount real tmpfs filesystems (``make_tmpfs(path, "2m")``, needs root as in CI) to
+    fill up in disk-full tests; all are unmounted at teardown."""
+    mounted: list[Path] = []
+
+    def mount(mountpoint: Path, size: str) -> Path:
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.fail(f"cannot mount a tmpfs for a disk-full test (run as root): {proc.stderr}")
+        mounted.append(mountpoint)
+        return mountpoint
+
+    yield mount
+    for mountpoint in reversed(mounted):
+        # Lazy: a daemon killed at teardown may hold files open there for a moment longer.
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
