@@ -20,13 +20,14 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-__all__ = ["JOURNAL_NAME", "TERMINAL_STATES", "Job", "Journal", "State"]
+__all__ = ["JOURNAL_NAME", "TERMINAL_STATES", "Job", "Journal", "State", "iso_time"]
 
 log = structlog.get_logger()
 
@@ -51,6 +52,12 @@ class State(StrEnum):
 
 
 TERMINAL_STATES = frozenset({State.ARCHIVED, State.KEPT, State.DELETED, State.QUARANTINED})
+
+
+def iso_time(ts: float | None) -> str | None:
+    """Return a journal timestamp (epoch seconds) as ISO 8601 UTC, or None for None."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -241,14 +241,14 @@ def durable_move(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     same_device = os.lstat(src).st_dev == os.stat(dst.parent).st_dev
     staged: Path | None = None
-    if not same_device:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-        os.close(fd)
-        staged = Path(tmp)
-        shutil.copy2(src, staged)
-        with open(staged, "rb") as fh:
-            os.fsync(fh.fileno())
     try:
+        if not same_device:
+            fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+            os.close(fd)
+            staged = Path(tmp)
+            shutil.copy2(src, staged)
+            with open(staged, "rb") as fh:
+                os.fsync(fh.fileno())
         for target in _candidates(dst):
             if _same_content(src, target):
                 break  # an interrupted earlier move got this far: finish it
@@ -260,7 +260,7 @@ def durable_move(src: Path, dst: Path) -> Path:
         else:  # pragma: no cover - 100k names taken
             raise OSError(errno.EEXIST, "no free name", str(dst))
     finally:
-        if staged is not None:
+        if staged is not None:  # also after a failed copy (disk full): no half file left
             staged.unlink(missing_ok=True)
     _fsync_dir(target.parent)
     os.unlink(src)
@@ -370,14 +370,32 @@ class Spool:
                 break
         data = (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
         fd, tmp = tempfile.mkstemp(prefix=f".{reason_path.name}.", dir=reason_path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, reason_path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, reason_path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)  # disk full: leave no half-written reason
+            raise
+        try:
+            return self._move_into_quarantine(path, target, copy=copy)
+        except OSError:
+            # The file stays in the work area and is quarantined again later, maybe under
+            # another name: a reason file without its file would explain nothing.
+            reason_path.unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _move_into_quarantine(path: Path, target: Path, *, copy: bool) -> Path:
         if copy:
-            shutil.copy2(path, target, follow_symlinks=False)
+            try:
+                shutil.copy2(path, target, follow_symlinks=False)
+            except OSError:
+                target.unlink(missing_ok=True)  # a partial copy is no quarantined file
+                raise
             _fsync_dir(target.parent)
             return target
         if os.path.islink(path):

@@ -8,24 +8,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from ocrwatch.exceptions import ExitCode
-from ocrwatch.journal import JOURNAL_NAME, TERMINAL_STATES, Journal, State
+from ocrwatch.journal import JOURNAL_NAME, TERMINAL_STATES, Journal, State, iso_time
 from ocrwatch.spool import resolve_layout
 
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
 
 __all__ = ["collect", "report"]
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
 def collect(journal: Journal, *, now: float | None = None) -> dict[str, Any]:
@@ -41,8 +36,8 @@ def collect(journal: Journal, *, now: float | None = None) -> dict[str, Any]:
             "reason": j.reason,
             "error": (j.last_error or "").splitlines()[0] if j.last_error else None,
             "attempts": j.attempts,
-            "at": _iso(j.updated_at),
-            "next_attempt_at": _iso(j.next_attempt_at) if j.state is State.RETRY else None,
+            "at": iso_time(j.updated_at),
+            "next_attempt_at": iso_time(j.next_attempt_at) if j.state is State.RETRY else None,
             "quarantined_as": j.final_path if j.state is State.QUARANTINED else None,
         }
         for j in journal.recent_failures()
@@ -54,10 +49,10 @@ def collect(journal: Journal, *, now: float | None = None) -> dict[str, Any]:
         "oldest_pending": oldest
         and {
             "relpath": next(j.relpath for j in pending if j.discovered_at == oldest),
-            "since": _iso(oldest),
+            "since": iso_time(oldest),
             "age_s": round(now - oldest, 1),
         },
-        "last_success": _iso(journal.last_success()),
+        "last_success": iso_time(journal.last_success()),
         "recent_failures": failures,
     }
 

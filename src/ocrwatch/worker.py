@@ -29,7 +29,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -244,14 +244,7 @@ def _worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
                 if category is Category.BUG:
                     message += "\n" + "".join(traceback.format_exception(exc)[-3:])
                 reply = Outcome(task, category, reason=reason, message=str(message))
-            reply = Outcome(
-                reply.task,
-                reply.category,
-                reason=reply.reason,
-                message=reply.message,
-                data=reply.data,
-                seconds=time.perf_counter() - started,
-            )
+            reply = replace(reply, seconds=time.perf_counter() - started)
             try:
                 conn.send(reply)
             except (EOFError, OSError):

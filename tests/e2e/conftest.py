@@ -16,7 +16,21 @@ from pathlib import Path
 
 import pytest
 
+from imaging import render_lines, save
+
 TESSDATA = "/usr/share/tesseract-ocr/5/tessdata"
+
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+
+
+def page(n: int) -> list[str]:
+    """Return the lines of test document ``n`` (its number is recognizable in the text)."""
+    return [f"Document {n}", f"{WORDS[n % len(WORDS)].upper()} REPORT"]
+
+
+def write_doc(path: Path, n: int, *, size: int = 36) -> Path:
+    """Render document ``n`` to ``path`` (format from the suffix)."""
+    return save(render_lines(page(n), size=size), path)
 
 
 def wait_until(pred: Callable[[], object], *, timeout: float, what: str) -> None:
@@ -156,6 +170,17 @@ class Daemon:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def status(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        """Run ``ocrwatch status`` (``--json`` via ``extra``) on this daemon's folders."""
+        return subprocess.run(
+            [sys.executable, "-m", "ocrwatch", "status", *extra, *self.args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+
 
 @pytest.fixture
 def folders(tmp_path: Path) -> Folders:
@@ -261,7 +286,6 @@ class SidecarChecker:
             self.problems.append(
                 f"{txt}: text ({len(text)} chars) does not match its manifest ({expected})"
             )
-
 
 
 @pytest.fixture

@@ -12,30 +12,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
 import pytest
 
-from e2e.conftest import Daemon, Folders, SidecarChecker, base_env, sha256, wait_until
+from e2e.conftest import (
+    Daemon,
+    Folders,
+    SidecarChecker,
+    base_env,
+    sha256,
+    wait_until,
+    write_doc,
+)
 from imaging import render_lines, save
 
 pytestmark = pytest.mark.e2e
 
 #: How many files the "many at once" test drops (the issue asks for 200).
 MANY = int(os.environ.get("OCRWATCH_E2E_MANY", "200"))
-
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
-
-
-def page(n: int) -> list[str]:
-    """Return the lines of test document ``n`` (its number is recognizable in the text)."""
-    return [f"Document {n}", f"{WORDS[n % len(WORDS)].upper()} REPORT"]
-
-
-def write_doc(path: Path, n: int, *, size: int = 36) -> Path:
-    """Render document ``n`` to ``path`` (format from the suffix)."""
-    return save(render_lines(page(n), size=size), path)
 
 
 def _running(proc: psutil.Process) -> bool:
@@ -130,26 +125,12 @@ class TestStartupAndBasics:
             "outputs",
         } <= set(line)
 
-        status = subprocess.run(
-            [sys.executable, "-m", "ocrwatch", "status", "--json", *daemon.args],
-            capture_output=True,
-            text=True,
-            env=daemon.env,
-            timeout=60,
-            check=False,
-        )
+        status = daemon.status("--json")
         assert status.returncode == 0, status.stderr
         data = json.loads(status.stdout)
         assert data["counts"]["archived"] == 4 and data["counts"]["quarantined"] == 4
         assert data["backlog"] == 0
-        human = subprocess.run(
-            [sys.executable, "-m", "ocrwatch", "status", *daemon.args],
-            capture_output=True,
-            text=True,
-            env=daemon.env,
-            timeout=60,
-            check=False,
-        )
+        human = daemon.status()
         assert human.returncode == 0 and "quarantined" in human.stdout
         assert "empty_file" in human.stdout
         assert {f["relpath"] for f in data["recent_failures"]} == set(bad)
@@ -390,14 +371,7 @@ class TestFailures:
             return any(x["event"] == "document.retry_scheduled" for x in folders.log_lines())
 
         wait_until(retried, timeout=60, what="a scheduled retry")
-        status = subprocess.run(
-            [sys.executable, "-m", "ocrwatch", "status", "--json", *daemon.args],
-            capture_output=True,
-            text=True,
-            env=daemon.env,
-            timeout=60,
-            check=False,
-        )
+        status = daemon.status("--json")
         failure = json.loads(status.stdout)["recent_failures"][0]
         assert failure["relpath"] == "sub/r.png" and failure["state"] in ("retry", "claimed")
         (folders.outbox / "sub").unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.conftest import Daemon, Folders, SidecarChecker, sha256, wait_until
+from e2e.conftest import Daemon, Folders, SidecarChecker, page, sha256, wait_until
 from imaging import render_lines, save
 from ocrwatch.config import load_settings
 from ocrwatch.engines import EngineCache
@@ -16,14 +16,8 @@ from ocrwatch.testing.aspose_emulator import AsposeEmulator
 
 pytestmark = pytest.mark.e2e
 
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 #: Distinctive, so that a leak anywhere is found by a plain substring search.
 SECRET = "sEcReT-7f3a9c1e-do-not-log"
-
-
-def page(n: int) -> list[str]:
-    """Return the lines of test page ``n`` (its number is recognizable in the text)."""
-    return [f"Document {n}", f"{WORDS[n % len(WORDS)].upper()} REPORT"]
 
 
 def write_pdf(path: Path, first: int, second: int) -> Path:
@@ -96,9 +90,7 @@ class TestAsposeFaults:
                     inputs[rel] = sha256(save(render_lines(page(n), size=36), folders.inbox / rel))
                 for rel, (a, b) in pdfs.items():
                     inputs[rel] = sha256(write_pdf(folders.inbox / rel, a, b))
-                wait_until(
-                    lambda: folders.accounted(list(inputs)), timeout=75, what="every input"
-                )
+                wait_until(lambda: folders.accounted(list(inputs)), timeout=75, what="every input")
             assert daemon.alive()
             assert daemon.stop() == 0
             pdf_posts = emu.count("POST", "RecognizePdf")
@@ -131,7 +123,7 @@ class TestAsposeFaults:
         assert tokens, "the daemon should have logged in"
         assert not leaks(folders, daemon, [SECRET, *tokens])
         processed = [x for x in folders.log_lines() if x["event"] == "document.processed"]
-        assert sorted(x["relpath"] for x in processed) == sorted(inputs)
+        assert sorted(str(x["relpath"]) for x in processed) == sorted(inputs)
 
 
 class TestAsposePermanentFailures:

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e.conftest import Daemon, Folders, SidecarChecker, sha256, wait_until
+from e2e.conftest import Daemon, Folders, SidecarChecker, sha256, wait_until, write_doc
 from fsutil import fill_up
-from imaging import render_lines, save
 
 pytestmark = pytest.mark.e2e
-
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
-
-
-def write_doc(path: Path, n: int) -> Path:
-    """Render document ``n`` (its number is recognizable in the text) to ``path``."""
-    return save(render_lines([f"Document {n}", f"{WORDS[n % len(WORDS)].upper()} REPORT"]), path)
 
 
 def events(daemon: Daemon) -> list[dict[str, object]]:
@@ -34,9 +26,7 @@ def events(daemon: Daemon) -> list[dict[str, object]]:
 
 def retried(daemon: Daemon) -> set[str]:
     """Return the relpaths the daemon scheduled a retry for."""
-    return {
-        str(e["relpath"]) for e in events(daemon) if e["event"] == "document.retry_scheduled"
-    }
+    return {str(e["relpath"]) for e in events(daemon) if e["event"] == "document.retry_scheduled"}
 
 
 def hidden_files(root: Path) -> list[Path]:
@@ -92,7 +82,11 @@ class TestFullOutbox:
         # One file first, so the outbox log exists with room left in its last page: a
         # failed append must not leave half a line there.
         write_doc(folders.inbox / "first.png", 0)
-        wait_until(lambda: folders.sidecars("first.png"), timeout=60, what="the first file")
+        wait_until(
+            lambda: any(x["event"] == "document.processed" for x in folders.log_lines()),
+            timeout=60,
+            what="the first file",
+        )
         fill_up(folders.outbox)
         with SidecarChecker(folders.outbox) as checker:
             inputs, good, _bad = drop_inputs(folders)
@@ -119,9 +113,9 @@ class TestFullOutbox:
         assert_finished(folders, inputs, good)
         assert not hidden_files(folders.outbox), hidden_files(folders.outbox)
         lines = folders.log_lines()
-        processed = [x["relpath"] for x in lines if x["event"] == "document.processed"]
+        processed = [str(x["relpath"]) for x in lines if x["event"] == "document.processed"]
         assert sorted(processed) == sorted(["first.png", *good])
-        quarantined = [x["relpath"] for x in lines if x["event"] == "document.quarantined"]
+        quarantined = [str(x["relpath"]) for x in lines if x["event"] == "document.quarantined"]
         assert sorted(quarantined) == ["bad.png", "notes.docx"]
         assert not daemon.count("daemon.internal_error"), daemon.output()
 
@@ -156,8 +150,10 @@ class TestFullArchive:
 
         (vault / "ballast").unlink()
         wait_until(
-            lambda: all(list((vault / "archive").rglob(Path(r).name)) for r in good)
-            and all(list((vault / "quarantine").glob(f"{r}.reason.json")) for r in bad),
+            lambda: (
+                all(list((vault / "archive").rglob(Path(r).name)) for r in good)
+                and all(list((vault / "quarantine").glob(f"{r}.reason.json")) for r in bad)
+            ),
             timeout=60,
             what="archive and quarantine",
         )
@@ -174,7 +170,7 @@ class TestFullArchive:
             assert not folders.sidecars(rel)
         assert not [p for p in folders.work.rglob("*") if p.is_file()]
         processed = [
-            x["relpath"] for x in folders.log_lines() if x["event"] == "document.processed"
+            str(x["relpath"]) for x in folders.log_lines() if x["event"] == "document.processed"
         ]
         assert sorted(processed) == sorted(good)
         assert not daemon.count("daemon.internal_error"), daemon.output()
