@@ -148,3 +148,15 @@ class TestAtomicWrite:
                 _result([["x" * 200_000]]), txt_path=small_tmpfs / "x.png.txt", source_id="x.png"
             )
         assert sorted(os.listdir(small_tmpfs)) == before
+
+    def test_no_manifest_without_text(self, small_tmpfs: Path) -> None:
+        """Room for the manifest but not the text: the reserved manifest is removed again."""
+        (small_tmpfs / "gap").write_bytes(b"\0" * 16384)
+        fill_up(small_tmpfs)
+        (small_tmpfs / "gap").unlink()  # a few pages free: enough for a manifest only
+        with pytest.raises(TransientOutputError):
+            write_outputs(
+                _result([["x" * 300_000]]), txt_path=small_tmpfs / "x.png.txt", source_id="x.png"
+            )
+        assert sorted(os.listdir(small_tmpfs)) == ["ballast"]
+

@@ -24,10 +24,12 @@ retry (``is_transient``) or quarantine decisions. ``InterruptedError`` from a si
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 from pathlib import Path
 
 __all__ = [
+    "ENVIRONMENT_ERRNOS",
     "ConfigError",
     "CorruptFileError",
     "DependencyError",
@@ -182,6 +184,28 @@ class TransientOutputError(OutputError):
     """Writing failed for a reason that may pass (disk full, share unavailable, busy)."""
 
     reason = "output_transient"
+
+
+#: OSError numbers that describe the environment (full disk, a share gone, busy, read-only
+#: remount) rather than the file: waiting and retrying can help, quarantining cannot.
+ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EBUSY,
+        errno.EAGAIN,
+        errno.ESTALE,
+        errno.ENOTCONN,
+        errno.ETIMEDOUT,
+        errno.EHOSTDOWN,
+        errno.EHOSTUNREACH,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.ECONNRESET,
+        errno.EROFS,
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:

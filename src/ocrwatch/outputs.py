@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ocrwatch import __version__
-from ocrwatch.exceptions import OutputError, TransientOutputError
+from ocrwatch.exceptions import ENVIRONMENT_ERRNOS, OutputError, TransientOutputError
 
 if TYPE_CHECKING:
     from ocrwatch.pipeline import DocumentResult
@@ -46,22 +46,6 @@ log = structlog.get_logger()
 
 MANIFEST_SCHEMA = "ocrwatch.manifest/1"
 
-# Errors that may pass: full disk, quota, a share that went away or is busy.
-_TRANSIENT_ERRNOS = {
-    errno.ENOSPC,
-    errno.EDQUOT,
-    errno.EIO,
-    errno.EBUSY,
-    errno.EAGAIN,
-    errno.ESTALE,
-    errno.ENOTCONN,
-    errno.ETIMEDOUT,
-    errno.EHOSTDOWN,
-    errno.EHOSTUNREACH,
-    errno.ENETDOWN,
-    errno.ENETUNREACH,
-    errno.ECONNRESET,
-}
 _MAX_COLLISIONS = 10_000
 
 
@@ -92,7 +76,7 @@ def _numbered(txt_path: Path, n: int) -> Path:
 
 
 def _translate_os_error(exc: OSError, path: Path) -> OutputError:
-    if exc.errno in _TRANSIENT_ERRNOS:
+    if exc.errno in ENVIRONMENT_ERRNOS:
         return TransientOutputError(f"cannot write output ({exc.strerror}); will retry", path=path)
     return OutputError(f"cannot write output ({exc.strerror})", path=path)
 
@@ -258,7 +242,13 @@ def write_outputs(
             except FileExistsError:
                 candidate = _numbered(txt_path, n)
                 continue
-            atomic_write(paths.txt, result.text.encode("utf-8"))
+            try:
+                atomic_write(paths.txt, result.text.encode("utf-8"))
+            except OutputError:
+                if not ours:
+                    # Give the reserved name back: no manifest without its text.
+                    paths.manifest.unlink(missing_ok=True)
+                raise
             if candidate != txt_path:
                 log.warning(
                     "output.name_taken",

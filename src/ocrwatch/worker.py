@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ocrwatch.exceptions import (
+    ENVIRONMENT_ERRNOS,
     ConfigError,
     CorruptFileError,
     DependencyError,
@@ -59,24 +60,6 @@ log = structlog.get_logger()
 
 #: PP-OCR's models plus page buffers need about this much memory per worker.
 BYTES_PER_WORKER = 1536 * 1024 * 1024
-
-# Errors of the environment (disk, share) rather than of the file: wait and retry.
-_ENV_ERRNOS = {
-    errno.ENOSPC,
-    errno.EDQUOT,
-    errno.EBUSY,
-    errno.ESTALE,
-    errno.ENOTCONN,
-    errno.EIO,
-    errno.EAGAIN,
-    errno.ETIMEDOUT,
-    errno.EHOSTDOWN,
-    errno.EHOSTUNREACH,
-    errno.ENETDOWN,
-    errno.ENETUNREACH,
-    errno.ECONNRESET,
-    errno.EROFS,
-}
 
 
 class TaskKind(StrEnum):
@@ -142,7 +125,7 @@ def classify(exc: BaseException, *, probing: bool = False) -> tuple[Category, st
     if isinstance(exc, OutputError):
         return Category.ENVIRONMENT, exc.reason  # e.g. permissions on the outbox: fixable
     if isinstance(exc, OSError):
-        if exc.errno in _ENV_ERRNOS:
+        if exc.errno in ENVIRONMENT_ERRNOS:
             return Category.ENVIRONMENT, f"os_{errno.errorcode.get(exc.errno or 0, 'error')}"
         return Category.TRANSIENT, f"os_{errno.errorcode.get(exc.errno or 0, 'error').lower()}"
     if isinstance(exc, MemoryError):
