@@ -245,6 +245,12 @@ class Settings(BaseSettings):
         "taken as printed; below it the page is read by the handwriting engine.",
     )
 
+    spellcheck: bool = Field(
+        True,
+        description="Correct unknown words on handwritten pages read in English only "
+        "(symspellpy's English frequency dictionary); numbers and known words never change.",
+    )
+
     # --- loading -----------------------------------------------------------------------------
     pdf_dpi: int = Field(300, ge=72, le=600, description="Rasterization DPI for PDF pages.")
     max_pixels: int = Field(

@@ -183,6 +183,7 @@ def build_manifest(
                 "width": p.result.width,
                 "height": p.result.height,
                 "preprocessing": list(p.preprocessing),
+                "corrections": p.corrections,
                 "attempts": p.attempts,
                 "seconds": round(p.seconds, 3),
             }

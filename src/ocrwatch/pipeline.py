@@ -10,6 +10,7 @@ How engines are chosen per page:
   is still decided by Tesseract's confidence as below.
 - ``mode = printed``: Tesseract, printed profile.
 - ``mode = handwritten``: PP-OCR (``paddle``), handwritten profile.
+- Handwritten pages read in English only get a spelling pass (:mod:`ocrwatch.correct`).
 - ``mode = auto``: Tesseract reads the page first (it is fast, and best at page layout). When
   its character-weighted mean confidence reaches ``auto_printed_confidence`` (default 85%),
   the page is taken as printed and Tesseract's text kept; below it, the page is re-read by
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import stamina
 import structlog
 
-from ocrwatch import documents, preprocess
+from ocrwatch import correct, documents, preprocess
 from ocrwatch.config import Mode, Settings
 from ocrwatch.engines import Engine, EngineCache, PageResult
 from ocrwatch.exceptions import ConfigError, TransientEngineError
@@ -58,6 +59,8 @@ class PageRecord:
     seconds: float
     #: In auto mode: Tesseract's confidence that decided the route (0..1), else None.
     route_confidence: float | None = None
+    #: Words changed by the spelling correction (English handwriting only).
+    corrections: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,11 @@ def _read_page(
         mode = settings.mode
         engine = engines.get(settings.engine or _engine_for(settings, mode))
         result, steps, attempts = run(engine, mode)
+    corrections = 0
+    if mode is Mode.HANDWRITTEN and settings.spellcheck and langs == ("eng",):
+        t0 = time.perf_counter()
+        result, corrections = correct.correct_page(result)
+        timer.add("correct", time.perf_counter() - t0)
     return PageRecord(
         number=page.number,
         result=result,
@@ -191,6 +199,7 @@ def _read_page(
         attempts=attempts,
         seconds=time.perf_counter() - started,
         route_confidence=route_conf,
+        corrections=corrections,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -25,6 +26,7 @@ import structlog
 
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
+from ocrwatch.engines.linecrops import box_pieces, flatten, latin_only
 from ocrwatch.exceptions import (
     ConfigError,
     DependencyError,
@@ -86,6 +88,15 @@ LANGUAGE_LETTERS: Mapping[str, str] = {
 _TRANSIENT_MARKERS = ("bad_alloc", "allocate", "out of memory", "memory")
 
 
+@dataclass(frozen=True, slots=True)
+class _Result:
+    """Recognized pieces: page quadrilaterals, texts and scores (rapidocr's output shape)."""
+
+    boxes: Sequence[Any]
+    txts: Sequence[str]
+    scores: Sequence[float]
+
+
 def _model_dir() -> Path:
     import rapidocr
 
@@ -145,6 +156,9 @@ class PaddleEngine(Engine):
         cfg = settings.paddle
         params: dict[str, Any] = {
             "Global.use_cls": cfg.use_angle_cls,
+            # Calls detect only; lines are cropped by .linecrops and read with
+            # recognize_txt() (no per-call flags: rapidocr stores them on the instance).
+            "Global.use_rec": False,
             # rapidocr logs "detection result is empty" as a warning on every blank page,
             # outside structlog; errors still come through.
             "Global.log_level": "error",
@@ -190,11 +204,18 @@ class PaddleEngine(Engine):
             raise PermanentEngineError("paddle engine is closed")
         image = page if page.mode in ("RGB", "L") else page.convert("RGB")
         array = np.asarray(image)
-        if array.ndim == 3:
+        if array.ndim == 2:
+            gray = array
+            array = np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
+        else:
             # rapidocr takes numpy input as BGR (OpenCV order).
             array = np.ascontiguousarray(array[:, :, ::-1])
+            gray = np.asarray(image.convert("L"))
         try:
-            result = ocr(array)
+            det = ocr(array)
+            boxes = getattr(det, "boxes", None)
+            crops, quads = ([], []) if boxes is None else box_pieces(array, flatten(gray), boxes)
+            rec = ocr.recognize_txt(crops) if crops else None
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -202,6 +223,11 @@ class PaddleEngine(Engine):
             if any(marker in text for marker in _TRANSIENT_MARKERS):
                 raise TransientEngineError(f"paddle failed to allocate memory: {exc}") from exc
             raise PermanentEngineError(f"paddle failed on this page: {exc}") from exc
+        result = _Result(
+            boxes=quads,
+            txts=[] if rec is None else [latin_only(str(t)) for t in rec.txts],
+            scores=[] if rec is None else list(rec.scores),
+        )
         return PageResult(
             lines=self._lines(result, width=image.width, height=image.height),
             engine=self.name,
@@ -219,6 +245,7 @@ class PaddleEngine(Engine):
         segments = [
             Segment(text=str(txt), confidence=float(score), box=bounding_box(quad))
             for quad, txt, score in zip(boxes, txts, scores, strict=True)
+            if str(txt).strip()
         ]
         lines = []
         for text_line in reading_order(segments):

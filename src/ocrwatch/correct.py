@@ -1,0 +1,86 @@
+"""Correct recognized English handwriting: unknown words -> the most frequent close word.
+
+Uses symspellpy's bundled English frequency dictionary (82,765 words, in the wheel). Only
+alphabetic words of 3+ letters that are not in the dictionary change: to the most frequent
+word within edit distance 1 (words under 6 letters) or 2; leading/trailing punctuation and
+an initial capital are kept. Numbers, codes and known words are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from ocrwatch.engines.base import Line, PageResult
+
+__all__ = ["NEVER_SUGGEST", "correct_line", "correct_page"]
+
+_WORD = re.compile(r"([^\w]*)([A-Za-z]+)([^\w]*)")
+
+#: Never proposed as a correction: the dictionary counts web text, where these outrank
+#: ordinary words ("milx" would become "milf", not "milk"). Written exactly, they are kept.
+NEVER_SUGGEST = frozenset(
+    """anal anus bitch boob boobs cock cocks cum cunt dick dildo fag faggot fuck fucked
+    fucker fucking gangbang hentai horny jizz milf nigga nigger nude nudes orgasm penis porn
+    porno pussy rape raped slut sluts tits titty twat vagina whore xxx""".split()
+)
+_lock = threading.Lock()
+
+
+@cache
+def _symspell() -> Any:
+    from symspellpy import SymSpell
+
+    sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+    path = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+    sym.load_dictionary(str(path), term_index=0, count_index=1)
+    return sym
+
+
+def _fix(token: str) -> str:
+    from symspellpy import Verbosity
+
+    m = _WORD.fullmatch(token)
+    if not m or len(m.group(2)) < 3:
+        return token
+    pre, word, post = m.groups()
+    low = word.lower()
+    sym = _symspell()
+    if sym.lookup(low, Verbosity.TOP, max_edit_distance=0):
+        return token
+    hits = sym.lookup(low, Verbosity.CLOSEST, max_edit_distance=1 if len(low) < 6 else 2)
+    # CLOSEST: every suggestion at the smallest distance, most frequent first.
+    allowed = [str(h.term) for h in hits if str(h.term) not in NEVER_SUGGEST]
+    if not allowed:
+        return token
+    fixed = allowed[0]
+    if word[0].isupper():
+        fixed = fixed[0].upper() + fixed[1:]
+    return pre + fixed + post
+
+
+def correct_line(text: str) -> str:
+    """Return ``text`` with unknown English words replaced by their closest frequent word."""
+    with _lock:  # the dictionary loads once (about 1 s); lookups are read-only
+        _symspell()
+    return " ".join(_fix(t) for t in text.split(" "))
+
+
+def correct_page(page: PageResult) -> tuple[PageResult, int]:
+    """Return ``page`` with every line corrected, and how many words changed."""
+    changed = 0
+    lines: list[Line] = []
+    for line in page.lines:
+        fixed = correct_line(line.text)
+        if fixed != line.text:
+            changed += sum(
+                a != b for a, b in zip(fixed.split(" "), line.text.split(" "), strict=False)
+            )
+            line = Line(text=fixed, confidence=line.confidence, box=line.box)
+        lines.append(line)
+    return PageResult(
+        lines=tuple(lines), engine=page.engine, width=page.width, height=page.height
+    ), changed

@@ -1,0 +1,116 @@
+"""Line crops for the PP-OCR recognizer: frame each detected line to its writing.
+
+PP-OCR's detector returns generous boxes (unclip 1.4): around handwriting with long ascenders
+and descenders a box is about 2.5x the x-height and often takes in parts of the neighbouring
+lines, so the recognizer (fixed 48-pixel input height) sees small, crowded writing. Each
+detector box, warped flat the way rapidocr does, is framed to its dense core band (about the
+x-height) plus one core height above and below, and trimmed to its ink left and right. The
+ink analysis runs on an evenly lit copy of the page (:func:`flatten`), so pencil on a shadowed
+phone photo behaves like pen on a scan. Measured in ``bench/README.md`` (lever table).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["CORE_MARGIN", "box_pieces", "flatten", "latin_only"]
+
+FloatArray = npt.NDArray[np.float32]
+GrayArray = npt.NDArray[np.uint8]
+
+#: Room kept above and below a line's core band, in core heights (ascenders, descenders).
+CORE_MARGIN = 1.0
+
+
+def flatten(gray: GrayArray) -> GrayArray:
+    """Return ``gray`` divided by its blurred background: even light, ink stretched to dark."""
+    h, w = gray.shape
+    k = max(31, (min(h, w) // 20) | 1)
+    small = cv2.resize(gray, (max(w // 4, 1), max(h // 4, 1)), interpolation=cv2.INTER_AREA)
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, np.ones((k // 4 | 1, k // 4 | 1), np.uint8))
+    bg = cv2.GaussianBlur(bg, (0, 0), k / 8)
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    out = np.clip(gray.astype(np.float32) / np.maximum(bg, 1.0) * 235.0, 0, 255)
+    lo = float(np.percentile(out, 0.5))
+    out = (out - lo) / max(235.0 - lo, 1.0) * 255.0
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _ink(gray: GrayArray) -> FloatArray:
+    """Ink strength 0..255 relative to the crop's own paper; faint specks count as none."""
+    g = gray.astype(np.float32)
+    paper, dark = float(np.percentile(g, 90)), float(np.percentile(g, 0.5))
+    ink = np.clip((paper - g) / max(paper - dark, 24.0), 0, 1) * 255.0
+    ink[ink < 0.3 * 255] = 0
+    return np.asarray(ink, dtype=np.float32)
+
+
+def _core_band(gray: GrayArray) -> tuple[int, int]:
+    prof = _ink(gray).sum(axis=1)
+    if prof.max() <= 0:
+        return 0, gray.shape[0]
+    rows = np.flatnonzero(prof >= 0.35 * prof.max())
+    return int(rows[0]), int(rows[-1]) + 1
+
+
+def _ink_columns(gray: GrayArray, pad: int) -> tuple[int, int]:
+    cols = np.flatnonzero((_ink(gray) > 0).sum(axis=0) >= 2)
+    if not len(cols):
+        return 0, gray.shape[1]
+    return max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, gray.shape[1])
+
+
+def box_pieces(
+    image: npt.NDArray[np.uint8], flat: GrayArray, quads: npt.NDArray[np.float32]
+) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]]]:
+    """Return (crops to recognize, their page quadrilaterals) for detector boxes ``quads``.
+
+    ``image`` is what the recognizer reads (BGR or gray), ``flat`` the :func:`flatten`-ed
+    grayscale of the same page for the ink analysis.
+    """
+    from rapidocr.utils.process_img import get_rotate_crop_image
+
+    crops: list[npt.NDArray[np.uint8]] = []
+    out_quads: list[npt.NDArray[np.float32]] = []
+    for quad in quads:
+        q = np.asarray(quad, dtype=np.float32)
+        img = get_rotate_crop_image(image, q.copy())
+        ana = get_rotate_crop_image(flat, q.copy())
+        if img.shape[:2] != ana.shape[:2] or ana.size == 0:  # rotated (vertical) box: as is
+            crops.append(img)
+            out_quads.append(q)
+            continue
+        h = ana.shape[0]
+        ct, cb = _core_band(ana)
+        ch = cb - ct
+        t, b = max(ct - int(CORE_MARGIN * ch), 0), min(cb + int(CORE_MARGIN * ch), h)
+        left, right = _ink_columns(ana[t:b], int(0.3 * ch))
+        if b - t < 4 or right - left < 4:
+            continue
+        crops.append(np.ascontiguousarray(img[t:b, left:right]))
+        tl, tr, br, bl = q
+        f0, f1 = t / h, b / h
+        out_quads.append(
+            np.array(
+                [tl + (bl - tl) * f0, tr + (br - tr) * f0, tr + (br - tr) * f1,
+                 tl + (bl - tl) * f1],
+                dtype=np.float32,
+            )
+        )  # fmt: skip
+    return crops, out_quads
+
+
+def latin_only(text: str) -> str:
+    """Return ``text`` without letters of non-Latin scripts (CJK, kana, Hangul, ...)."""
+    out = []
+    for ch in text:
+        latin_letter = ch.isalpha() and "LATIN" in unicodedata.name(ch, "")
+        other = not ch.isalpha() and unicodedata.category(ch)[0] in "PSNZ"
+        if ch.isascii() or latin_letter or other:
+            out.append(ch)
+    return re.sub(r" {2,}", " ", "".join(out)).strip()
