@@ -103,6 +103,11 @@ class PreprocessProfile(BaseModel):
 
     model_config = {"extra": "forbid"}
 
+    crop_sheet: bool = Field(
+        False,
+        description="Phone photos: find the sheet of paper, flatten its perspective, drop "
+        "the table around it (a flat scan is left as it is).",
+    )
     upscale: bool = Field(True, description="Upscale pages whose text is smaller than text_height.")
     text_height: int = Field(
         32, ge=8, le=200, description="Target x-height-ish text height in pixels for upscaling."
@@ -132,7 +137,9 @@ def _printed_profile() -> PreprocessProfile:
 def _handwritten_profile() -> PreprocessProfile:
     # Phone photos of handwriting: uneven light and pencil strokes suffer from hard
     # binarization; the neural engine prefers smoothed grayscale.
-    return PreprocessProfile(text_height=40, median_filter=3, binarize=Binarize.OFF)
+    return PreprocessProfile(
+        text_height=40, median_filter=3, binarize=Binarize.OFF, crop_sheet=True
+    )
 
 
 class PreprocessSettings(BaseModel):

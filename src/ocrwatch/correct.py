@@ -23,9 +23,49 @@ _WORD = re.compile(r"([^\w]*)([A-Za-z]+)([^\w]*)")
 #: Never proposed as a correction: the dictionary counts web text, where these outrank
 #: ordinary words ("milx" would become "milf", not "milk"). Written exactly, they are kept.
 NEVER_SUGGEST = frozenset(
-    """anal anus bitch boob boobs cock cocks cum cunt dick dildo fag faggot fuck fucked
-    fucker fucking gangbang hentai horny jizz milf nigga nigger nude nudes orgasm penis porn
-    porno pussy rape raped slut sluts tits titty twat vagina whore xxx""".split()
+    [
+        "anal",
+        "anus",
+        "bitch",
+        "boob",
+        "boobs",
+        "cock",
+        "cocks",
+        "cum",
+        "cunt",
+        "dick",
+        "dildo",
+        "fag",
+        "faggot",
+        "fuck",
+        "fucked",
+        "fucker",
+        "fucking",
+        "gangbang",
+        "hentai",
+        "horny",
+        "jizz",
+        "milf",
+        "nigga",
+        "nigger",
+        "nude",
+        "nudes",
+        "orgasm",
+        "penis",
+        "porn",
+        "porno",
+        "pussy",
+        "rape",
+        "raped",
+        "slut",
+        "sluts",
+        "tits",
+        "titty",
+        "twat",
+        "vagina",
+        "whore",
+        "xxx",
+    ]
 )
 _lock = threading.Lock()
 

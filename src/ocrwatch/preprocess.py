@@ -89,6 +89,12 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
     elif page.mode not in ("L", "RGB"):  # documents.py hands out L or RGB; be safe for others
         page = page.convert("RGB")
 
+    if profile.crop_sheet and page.mode == "L":
+        cropped = crop_sheet(page)
+        if cropped is not None:
+            page = cropped
+            steps.append("crop_sheet")
+
     if profile.median_filter:
         page = median_filter(page, size=profile.median_filter)
         steps.append(f"median:{profile.median_filter}")
@@ -136,6 +142,49 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
 
 
 # --- helpers (public for tests and benchmarks) ------------------------------------------------
+
+
+def crop_sheet(gray: Image.Image) -> Image.Image | None:
+    """Return the sheet of paper in a photo, flattened to a rectangle; None if there is none.
+
+    A phone photo shows the sheet on a darker table, in perspective. The largest bright
+    four-cornered region is taken as the sheet when it covers 20-97% of the frame (a flat
+    scan is all sheet, so nothing happens), warped to a rectangle, and its edge trimmed
+    (the edge's shadow would read as a stroke).
+    """
+    import cv2
+
+    arr = np.asarray(gray)
+    h, w = arr.shape
+    scale = 800 / max(h, w)
+    small = cv2.resize(
+        arr, (max(int(w * scale), 1), max(int(h * scale), 1)), interpolation=cv2.INTER_AREA
+    )
+    blur = cv2.GaussianBlur(small, (5, 5), 0)
+    _, mask = cv2.threshold(blur, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    sheet = max(contours, key=cv2.contourArea)
+    if not 0.2 < cv2.contourArea(sheet) / (small.shape[0] * small.shape[1]) < 0.97:
+        return None
+    quad = cv2.approxPolyDP(cv2.convexHull(sheet), 0.02 * cv2.arcLength(sheet, True), True)
+    if len(quad) != 4:
+        return None
+    pts = quad.reshape(4, 2).astype(np.float32) / scale
+    sums, diffs = pts.sum(axis=1), np.diff(pts, axis=1).ravel()
+    tl, br = pts[np.argmin(sums)], pts[np.argmax(sums)]
+    tr, bl = pts[np.argmin(diffs)], pts[np.argmax(diffs)]
+    width = int(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl)))
+    height = int(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr)))
+    if width < 32 or height < 32:
+        return None
+    dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl], dtype=np.float32), dst)
+    warped = cv2.warpPerspective(arr, matrix, (width, height), flags=cv2.INTER_CUBIC)
+    dy, dx = int(height * 0.004), int(width * 0.004)
+    return Image.fromarray(np.ascontiguousarray(warped[dy : height - dy, dx : width - dx]))
 
 
 def otsu_threshold(gray: Image.Image | GrayArray) -> int:
