@@ -137,8 +137,10 @@ def _printed_profile() -> PreprocessProfile:
 def _handwritten_profile() -> PreprocessProfile:
     # Phone photos of handwriting: uneven light and pencil strokes suffer from hard
     # binarization; the neural engine prefers smoothed grayscale.
+    # PP-OCR's recognizer rescales every line crop to 48 px, so the page is upscaled only
+    # for small writing that the detector would miss (bench/README.md, lever table).
     return PreprocessProfile(
-        text_height=40, median_filter=3, binarize=Binarize.OFF, crop_sheet=True
+        text_height=24, median_filter=3, binarize=Binarize.OFF, crop_sheet=True
     )
 
 
