@@ -1,0 +1,1 @@
+"""Benchmarks for ocrwatch: accuracy, speed and synthetic phone photos (not shipped)."""
