@@ -371,9 +371,16 @@ class TestFailures:
             return any(x["event"] == "document.retry_scheduled" for x in folders.log_lines())
 
         wait_until(retried, timeout=60, what="a scheduled retry")
-        status = daemon.status("--json")
-        failure = json.loads(status.stdout)["recent_failures"][0]
-        assert failure["relpath"] == "sub/r.png" and failure["state"] in ("retry", "claimed")
+
+        seen: list[dict[str, object]] = []
+
+        def listed() -> bool:
+            # Between attempts the job is in RETRY; while an attempt runs it is not listed.
+            seen[:] = json.loads(daemon.status("--json").stdout)["recent_failures"]
+            return bool(seen)
+
+        wait_until(listed, timeout=60, what="the failure in ocrwatch status")
+        assert seen[0]["relpath"] == "sub/r.png" and seen[0]["state"] == "retry"
         (folders.outbox / "sub").unlink()
         wait_until(lambda: folders.sidecars("sub/r.png"), timeout=60, what="the sidecar")
         assert daemon.stop() == 0
