@@ -47,6 +47,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from bench.accuracy import Reading
+from ocrwatch.engines.linecrops import flatten, latin_only
+from ocrwatch.preprocess import crop_sheet
 
 __all__ = ["recognizer"]
 
@@ -125,52 +127,10 @@ def parse(variant: str) -> Config:
 # --- image steps ---------------------------------------------------------------------------
 
 
-def flatten(gray: np.ndarray) -> np.ndarray:
-    """Divide by the page background (a large median/blur) so light becomes even."""
-    h, w = gray.shape
-    k = max(31, (min(h, w) // 20) | 1)
-    small = cv2.resize(gray, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
-    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, np.ones((k // 4 | 1, k // 4 | 1), np.uint8))
-    bg = cv2.GaussianBlur(bg, (0, 0), k / 8)
-    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    out = gray.astype(np.float32) / np.maximum(bg, 1.0) * 235.0
-    out = np.clip(out, 0, 255)
-    # Stretch so the faintest pencil still reaches dark grey.
-    lo = np.percentile(out, 0.5)
-    out = (out - lo) / max(235.0 - lo, 1.0) * 255.0
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
 def crop_paper(gray: np.ndarray) -> np.ndarray:
-    """Find the largest bright quadrilateral (the sheet) and warp it to a rectangle."""
-    h, w = gray.shape
-    scale = 800 / max(h, w)
-    small = cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
-    blur = cv2.GaussianBlur(small, (5, 5), 0)
-    _, mask = cv2.threshold(blur, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
-        return gray
-    c = max(contours, key=cv2.contourArea)
-    area = cv2.contourArea(c)
-    # Only a sheet that fills much but not all of the frame is a photo of paper.
-    if not 0.2 < area / (small.shape[0] * small.shape[1]) < 0.97:
-        return gray
-    quad = cv2.approxPolyDP(cv2.convexHull(c), 0.02 * cv2.arcLength(c, True), True)
-    if len(quad) != 4:
-        return gray
-    pts = quad.reshape(4, 2).astype(np.float32) / scale
-    s, d = pts.sum(axis=1), np.diff(pts, axis=1).ravel()
-    tl, br, tr, bl = pts[np.argmin(s)], pts[np.argmax(s)], pts[np.argmin(d)], pts[np.argmax(d)]
-    width = int(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl)))
-    height = int(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr)))
-    inset = 0.004  # cut the paper edge itself: its shadow reads as a stroke
-    dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
-    m = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl], dtype=np.float32), dst)
-    warped = cv2.warpPerspective(gray, m, (width, height), flags=cv2.INTER_CUBIC)
-    dy, dx = int(height * inset), int(width * inset)
-    return warped[dy : height - dy, dx : width - dx]
+    """The product's sheet crop (``preprocess.crop_sheet``) on an array; the input if none."""
+    sheet = crop_sheet(Image.fromarray(gray))
+    return gray if sheet is None else np.asarray(sheet)
 
 
 def deskew(gray: np.ndarray) -> np.ndarray:
@@ -403,19 +363,6 @@ def box_pieces(
                 )
             )  # fmt: skip
     return crops, np.array(quads, dtype=np.float32).reshape(-1, 4, 2)
-
-
-def latin_only(text: str) -> str:
-    """Return ``text`` without letters of non-Latin scripts (CJK, kana, Hangul, ...)."""
-    import unicodedata
-
-    out = []
-    for ch in text:
-        latin_letter = ch.isalpha() and "LATIN" in unicodedata.name(ch, "")
-        other = not ch.isalpha() and unicodedata.category(ch)[0] in "PSNZ"
-        if ch.isascii() or latin_letter or other:
-            out.append(ch)
-    return re.sub(r" {2,}", " ", "".join(out)).strip()
 
 
 def gray_for(bgr: np.ndarray) -> np.ndarray:
