@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -40,7 +41,7 @@ def render_lines(
     return img
 
 
-def save(img: Image.Image, path: Path, **params: object) -> Path:
+def save(img: Image.Image, path: Path, **params: Any) -> Path:
     """Save ``img`` to ``path`` (format from the suffix) and return the path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, **params)

@@ -159,4 +159,3 @@ class TestAtomicWrite:
                 _result([["x" * 300_000]]), txt_path=small_tmpfs / "x.png.txt", source_id="x.png"
             )
         assert sorted(os.listdir(small_tmpfs)) == ["ballast"]
-
