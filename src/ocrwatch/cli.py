@@ -186,14 +186,10 @@ class _Stderr:
 def _prepare_engines(settings: Settings) -> Any:
     """Build the engines the settings need and fail fast on engine/language problems."""
     from ocrwatch.engines import EngineCache
-    from ocrwatch.pipeline import engines_needed
+    from ocrwatch.pipeline import check_engines
 
     engines = EngineCache(settings)
-    problems: list[str] = []
-    for engine in engines_needed(settings, engines):
-        problems += engine.check(settings.languages)
-    if problems:
-        raise ConfigError("; ".join(problems))
+    check_engines(settings, engines)
     return engines
 
 

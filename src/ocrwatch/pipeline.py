@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import stamina
 import structlog
@@ -36,10 +36,14 @@ from ocrwatch.config import Mode, Settings
 from ocrwatch.engines import Engine, EngineCache, PageResult
 from ocrwatch.exceptions import ConfigError, TransientEngineError
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["DocumentResult", "PageRecord", "call_with_retry", "engines_needed", "recognize_file"]
+__all__ = [
+    "DocumentResult",
+    "PageRecord",
+    "call_with_retry",
+    "check_engines",
+    "engines_needed",
+    "recognize_file",
+]
 
 log = structlog.get_logger()
 
@@ -100,6 +104,7 @@ class _Timer:
 
 
 def _engine_for(settings: Settings, mode: Mode) -> str:
+    """The engine that reads a page of kind ``mode``: the forced one, else the mode's own."""
     if settings.engine:
         return settings.engine
     return HANDWRITTEN_ENGINE if mode is Mode.HANDWRITTEN else PRINTED_ENGINE
@@ -170,13 +175,10 @@ def _read_page(
         # changes who reads it (e.g. Aspose gets HWT_ENG for handwriting, its language else).
         result, steps, attempts = run(engines.get(PRINTED_ENGINE), Mode.PRINTED)
         route_conf = result.confidence or 0.0
-        mode = (
-            Mode.PRINTED
-            if route_conf * 100 >= settings.auto_printed_confidence
-            else (Mode.HANDWRITTEN)
-        )
-        reader = settings.engine or (PRINTED_ENGINE if mode is Mode.PRINTED else HANDWRITTEN_ENGINE)
-        if not (reader == PRINTED_ENGINE and mode is Mode.PRINTED):
+        printed = route_conf * 100 >= settings.auto_printed_confidence
+        mode = Mode.PRINTED if printed else Mode.HANDWRITTEN
+        reader = _engine_for(settings, mode)
+        if not (printed and reader == PRINTED_ENGINE):  # else Tesseract's reading stands
             result, steps, more = run(engines.get(reader), mode)
             attempts += more
         log.debug(
@@ -184,8 +186,7 @@ def _read_page(
         )
     else:
         mode = settings.mode
-        engine = engines.get(settings.engine or _engine_for(settings, mode))
-        result, steps, attempts = run(engine, mode)
+        result, steps, attempts = run(engines.get(_engine_for(settings, mode)), mode)
     corrections = 0
     if mode is Mode.HANDWRITTEN and settings.spellcheck and langs == ("eng",):
         t0 = time.perf_counter()
@@ -254,11 +255,7 @@ def recognize_file(
 
     forced = engines.get(settings.engine) if settings.engine else None
     # Fail fast on a language the chosen engine(s) cannot do, before any page work.
-    needed = engines_needed(settings, engines)
-    for engine in needed:
-        problems = engine.check(settings.languages)
-        if problems:
-            raise ConfigError("; ".join(problems))
+    needed = check_engines(settings, engines)
 
     records: list[PageRecord] = []
     if forced is not None and forced.capabilities.native_pdf and info.format == "pdf":
@@ -294,8 +291,21 @@ def recognize_file(
 def engines_needed(settings: Settings, engines: EngineCache) -> list[Engine]:
     """Return the engines the settings will use (built on first use)."""
     if settings.mode is Mode.AUTO:
-        readers = [settings.engine] if settings.engine else [HANDWRITTEN_ENGINE]
-        return [engines.get(name) for name in dict.fromkeys([PRINTED_ENGINE, *readers])]
-    if settings.engine:
-        return [engines.get(settings.engine)]
-    return [engines.get(_engine_for(settings, settings.mode))]
+        # Tesseract decides the page kind, then the reader of either kind may be needed.
+        names = [PRINTED_ENGINE, *(_engine_for(settings, m) for m in Mode if m is not Mode.AUTO)]
+    else:
+        names = [_engine_for(settings, settings.mode)]
+    return [engines.get(name) for name in dict.fromkeys(names)]
+
+
+def check_engines(settings: Settings, engines: EngineCache) -> list[Engine]:
+    """Return the engines the settings need, all able to read ``settings.languages``.
+
+    Raises ConfigError listing every engine's problem (with the languages it does have),
+    DependencyError when an engine cannot be built.
+    """
+    needed = engines_needed(settings, engines)
+    problems = [p for engine in needed for p in engine.check(settings.languages)]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return needed
