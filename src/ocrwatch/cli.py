@@ -235,6 +235,7 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
         with _progress(len(files), enabled=show_progress) as advance:
             for index, path in enumerate(files):
                 bound = log.bind(path=str(path))
+                source_id = str(path.resolve())
                 try:
                     result = recognize_file(path, settings=settings, engines=engines)
                     outputs = None
@@ -242,9 +243,16 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
                         outputs = write_outputs(
                             result,
                             txt_path=sidecar_path(path.name, out_dir=args.output_dir),
-                            source_id=str(path.resolve()),
+                            source_id=source_id,
                         )
-                    _emit(args, result, outputs, several=len(files) > 1, first=index == 0)
+                    _emit(
+                        args,
+                        result,
+                        outputs,
+                        source_id=source_id,
+                        several=len(files) > 1,
+                        first=index == 0,
+                    )
                     bound.info(
                         "document.processed",
                         pages=len(result.pages),
@@ -273,7 +281,13 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _emit(
-    args: argparse.Namespace, result: Any, outputs: Any, *, several: bool, first: bool
+    args: argparse.Namespace,
+    result: Any,
+    outputs: Any,
+    *,
+    source_id: str,
+    several: bool,
+    first: bool,
 ) -> None:
     """Write one file's result to stdout as the flags ask."""
     from ocrwatch.outputs import build_manifest
@@ -281,7 +295,7 @@ def _emit(
     if args.json:
         manifest = build_manifest(
             result,
-            source_id=str(result.source.path),
+            source_id=source_id,
             txt_name="" if outputs is None else outputs.txt.name,
         )
         manifest["text"] = result.text
