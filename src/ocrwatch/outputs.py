@@ -37,6 +37,7 @@ __all__ = [
     "OutputPaths",
     "atomic_write",
     "build_manifest",
+    "fsync_dir",
     "manifest_path_for",
     "sidecar_path",
     "write_outputs",
@@ -81,10 +82,16 @@ def _translate_os_error(exc: OSError, path: Path) -> OutputError:
     return OutputError(f"cannot write output ({exc.strerror})", path=path)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable, where the filesystem allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass  # some network filesystems refuse fsync on folders; the data fsync stands
     finally:
         os.close(fd)
 
@@ -117,7 +124,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool 
             _link_into_place(tmp, path)
         else:
             os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except FileExistsError:
         tmp.unlink(missing_ok=True)
         raise

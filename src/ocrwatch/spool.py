@@ -40,6 +40,7 @@ import structlog
 
 from ocrwatch import __version__
 from ocrwatch.exceptions import ConfigError
+from ocrwatch.outputs import fsync_dir
 
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
@@ -187,19 +188,6 @@ def _escaping_symlinks(inbox: Path, *, limit: int) -> Iterator[tuple[Path, Path]
                         return
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some network filesystems refuse fsync on folders; the data fsync stands
-    finally:
-        os.close(fd)
-
-
 def _candidates(path: Path) -> Iterator[Path]:
     yield path
     stem, suffix = (path.stem, path.suffix) if path.suffix else (path.name, "")
@@ -262,9 +250,9 @@ def durable_move(src: Path, dst: Path) -> Path:
     finally:
         if staged is not None:  # also after a failed copy (disk full): no half file left
             staged.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     os.unlink(src)
-    _fsync_dir(src.parent)
+    fsync_dir(src.parent)
     return target
 
 
@@ -301,8 +289,8 @@ class Spool:
         except FileNotFoundError:
             self.release_job_dir(job_id)
             raise
-        _fsync_dir(dst.parent)
-        _fsync_dir(src.parent)
+        fsync_dir(dst.parent)
+        fsync_dir(src.parent)
         return dst
 
     def release_job_dir(self, job_id: str) -> None:
@@ -332,7 +320,7 @@ class Spool:
     def delete(self, path: Path) -> None:
         """Remove the processed original (after_success = delete)."""
         os.unlink(path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def quarantine(
         self,
@@ -396,7 +384,7 @@ class Spool:
             except OSError:
                 target.unlink(missing_ok=True)  # a partial copy is no quarantined file
                 raise
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return target
         if os.path.islink(path):
             # A symlink is moved as a link (never read through); across filesystems its
@@ -407,6 +395,6 @@ class Spool:
                 if exc.errno != errno.EXDEV:
                     raise
                 os.unlink(path)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             return target
         return durable_move(path, target)
