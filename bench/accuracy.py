@@ -236,7 +236,19 @@ def run(
 def table(rows: Sequence[dict[str, Any]], *, title: str) -> Table:
     """Return a rich table of result rows."""
     t = Table(title=title)
-    for col in ("set", "engine", "mode", "items", "CER", "WER", "BoW rec", "BoW prec", "s/page"):
+    cols = (
+        "set",
+        "engine",
+        "mode",
+        "items",
+        "CER",
+        "CER ot",
+        "WER",
+        "BoW rec",
+        "BoW prec",
+        "s/page",
+    )
+    for col in cols:
         t.add_column(col, justify="left" if col in ("set", "engine", "mode") else "right")
     for r in rows:
         t.add_row(
@@ -245,6 +257,7 @@ def table(rows: Sequence[dict[str, Any]], *, title: str) -> Table:
             r["mode"],
             f"{r['items']}" + (f" ({r['errors']} err)" if r["errors"] else ""),
             f"{r['cer']:.4f}",
+            f"{r['cer_ot']:.4f}",
             f"{r['wer']:.4f}",
             f"{r['bow_recall']:.3f}",
             f"{r['bow_precision']:.3f}",

@@ -39,6 +39,18 @@ class TestNormalize:
         """Case and punctuation are part of the main figures."""
         assert metrics.normalize("Hello, World!") == "Hello, World!"
 
+    def test_folds_typographic_quotes_and_dashes(self) -> None:
+        """Curly quotes, primes, dashes and the ellipsis compare equal to ASCII typing."""
+        typed = "\u201cIt\u2019s 9\u20135 \u2014 ok\u2026\u201d"
+        assert metrics.normalize(typed) == '"It\'s 9-5 - ok..."'
+
+    def test_other_punctuation_is_not_folded(self) -> None:
+        """Guillemets and the Spanish inverted marks stay what they are."""
+        assert (
+            metrics.normalize("\u00abS\u00ed\u00bb \u00bfqu\u00e9?")
+            == "\u00abS\u00ed\u00bb \u00bfqu\u00e9?"
+        )
+
 
 class TestCharacterErrors:
     """CER counts Levenshtein edits per reference character, line breaks included."""
@@ -71,6 +83,56 @@ class TestCharacterErrors:
     def test_empty_hypothesis(self) -> None:
         """Nothing read: every reference character is an error."""
         assert metrics.score("abc\nde", "").cer == 1.0
+
+
+class TestUnreadable:
+    """'~' in a reference (UNLV: an unreadable byte) matches anything or nothing, for free."""
+
+    def test_tilde_matches_any_character_or_none(self) -> None:
+        """'Caf~~' (a two-byte e-acute) against 'Caf\u00e9': no error, 3 scored characters."""
+        s = metrics.score("Caf~~", "Caf\u00e9")
+        assert (s.char_errors, s.chars) == (0, 3)
+
+    def test_other_errors_still_count(self) -> None:
+        """A wrong letter next to an unreadable mark is still an error."""
+        s = metrics.score("Caf~~ bar", "Cof\u00e9 bar")
+        assert s.char_errors == 1
+
+    def test_unreadable_word_is_free_for_wer(self) -> None:
+        """A token holding '~' is not scored as a word."""
+        s = metrics.score("the ~~ cat", "the x cat")
+        assert (s.word_errors, s.words) == (0, 2)
+
+
+class TestOrderTolerant:
+    """cer_ot pairs lines one to one, so block order stops counting."""
+
+    def test_moved_block_costs_nothing(self) -> None:
+        """A caption read before the article instead of after it."""
+        ref = "first line of text\nsecond line here\nCAPTION ONE\nCAPTION TWO"
+        hyp = "CAPTION ONE\nCAPTION TWO\nfirst line of text\nsecond line here"
+        s = metrics.score(ref, hyp)
+        assert s.cer_ot == 0.0
+        assert s.cer > 0.3
+
+    def test_errors_inside_lines_count(self) -> None:
+        """One wrong letter in a swapped pair of lines: one edit of 10 characters."""
+        s = metrics.score("alpha\nomega", "omega\nalphq")
+        assert (s.ot_char_errors, s.ot_chars) == (1, 10)
+
+    def test_missing_and_extra_lines_cost_their_characters(self) -> None:
+        """A reference line never read costs its length; an invented line costs its length."""
+        assert metrics.line_edits("abc\ndefg", "abc") == (4, 7)
+        assert metrics.line_edits("abc", "abc\nzz") == (2, 3)
+
+    def test_merged_lines_are_not_free(self) -> None:
+        """Two reference lines read as one cannot both pair with it."""
+        errors, size = metrics.line_edits("abc\ndef", "abc def")
+        assert size == 6 and errors >= 3
+
+    def test_empty_hypothesis(self) -> None:
+        """Nothing read: every reference character (line breaks excluded) is an error."""
+        assert metrics.score("abc\nde", "").cer_ot == 1.0
 
 
 class TestWordErrors:
