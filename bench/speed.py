@@ -426,8 +426,8 @@ def part_ocrmypdf(files: Files, *, quick: bool) -> list[dict[str, Any]]:
         rows.append(
             {
                 "part": "ocrmypdf",
-                "what": f"{name}: CER / BoW recall",
-                "value": f"{tot.cer:.4f} / {tot.bow_recall:.3f}",
+                "what": f"{name}: CER / CER ot / BoW recall",
+                "value": f"{tot.cer:.4f} / {tot.cer_ot:.4f} / {tot.bow_recall:.3f}",
                 "unit": "",
                 "n": len(items),
             }
