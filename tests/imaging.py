@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw, ImageFont
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 SANS = FONT_DIR / "DejaVuSans.ttf"
 SERIF = FONT_DIR / "DejaVuSerif.ttf"
+#: A handwriting font (Debian fonts-dkg-handwriting, installed by scripts/setup.sh).
+HANDWRITING = Path("/usr/share/fonts/truetype/fifthhorseman/dkg.ttf")
 
 
 def font(size: int = 40, *, path: Path = SANS) -> ImageFont.FreeTypeFont:

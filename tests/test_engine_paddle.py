@@ -11,7 +11,7 @@ from rapidfuzz.distance import Levenshtein
 
 from imaging import LEFT_COLUMN as LEFT
 from imaging import RIGHT_COLUMN as RIGHT
-from imaging import render_lines, two_columns
+from imaging import HANDWRITING, render_lines, two_columns
 from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines.paddle import PaddleEngine
 from ocrwatch.exceptions import ConfigError
@@ -105,3 +105,23 @@ class TestPaddleEngine:
             ]
             results = [f.result(timeout=120) for f in futures]
         assert all(r.lines == expected.lines for r in results)
+
+
+class TestReread:
+    """``paddle.reread_below``: doubtful pieces are read again with a looser frame."""
+
+    def test_keeps_the_more_confident_reading(self, engine: PaddleEngine) -> None:
+        """With every piece re-read, no line is less confident than with one reading, the
+        layout is the same, and at least one handwritten line gains."""
+        settings = load_settings(overrides={"paddle": {"reread_below": 1.0}}, environ={})
+        rereader = PaddleEngine(settings)
+        try:
+            image = render_lines(ENGLISH, size=34, font_path=HANDWRITING)
+            once = engine.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            twice = rereader.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+        finally:
+            rereader.close()
+        assert [ln.box for ln in twice.lines] == [ln.box for ln in once.lines]
+        pairs = list(zip(once.lines, twice.lines, strict=True))
+        assert all(b.confidence >= a.confidence - 1e-6 for a, b in pairs)
+        assert any(b.confidence > a.confidence for a, b in pairs)

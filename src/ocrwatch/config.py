@@ -176,6 +176,13 @@ class PaddleSettings(BaseModel):
         False, description="Angle classifier; flips handwritten lines, keep off for upright scans."
     )
     threads: int = Field(0, ge=0, le=64, description="onnxruntime threads; 0 = library default.")
+    reread_below: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Read a line piece again with a looser frame when the recognizer's "
+        "confidence is under this; 0 = never, 1 = always (about +30 % time).",
+    )
 
 
 class AsposeSettings(BaseModel):

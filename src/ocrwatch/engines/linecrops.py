@@ -18,13 +18,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CORE_MARGIN", "box_pieces", "flatten", "latin_only"]
+__all__ = ["CORE_MARGIN", "LOOSE_MARGIN", "box_pieces", "flatten", "frame_piece", "latin_only"]
 
 FloatArray = npt.NDArray[np.float32]
 GrayArray = npt.NDArray[np.uint8]
 
 #: Room kept above and below a line's core band, in core heights (ascenders, descenders).
 CORE_MARGIN = 1.0
+#: The looser frame a doubtful piece is read again with (see ``PaddleSettings.reread_below``).
+LOOSE_MARGIN = 1.6
 
 
 def flatten(gray: GrayArray) -> GrayArray:
@@ -65,44 +67,64 @@ def _ink_columns(gray: GrayArray, pad: int) -> tuple[int, int]:
     return max(int(cols[0]) - pad, 0), min(int(cols[-1]) + pad + 1, gray.shape[1])
 
 
-def box_pieces(
-    image: npt.NDArray[np.uint8], flat: GrayArray, quads: npt.NDArray[np.float32]
-) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]]]:
-    """Return (crops to recognize, their page quadrilaterals) for detector boxes ``quads``.
+def frame_piece(
+    image: npt.NDArray[np.uint8],
+    flat: GrayArray,
+    quad: npt.NDArray[np.float32],
+    *,
+    margin: float = CORE_MARGIN,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]] | None:
+    """Return (crop to recognize, its page quadrilateral) for one detector box, or None.
 
-    ``image`` is what the recognizer reads (BGR or gray), ``flat`` the :func:`flatten`-ed
-    grayscale of the same page for the ink analysis.
+    ``margin`` is the room kept above and below the core band, in core heights. None means
+    the framed crop is too small to hold writing (under 4 pixels either way).
     """
     from rapidocr.utils.process_img import get_rotate_crop_image
 
+    q = np.asarray(quad, dtype=np.float32)
+    img = get_rotate_crop_image(image, q.copy())
+    ana = get_rotate_crop_image(flat, q.copy())
+    if img.shape[:2] != ana.shape[:2] or ana.size == 0:  # rotated (vertical) box: as is
+        return img, q
+    h = ana.shape[0]
+    ct, cb = _core_band(ana)
+    ch = cb - ct
+    t, b = max(ct - int(margin * ch), 0), min(cb + int(margin * ch), h)
+    left, right = _ink_columns(ana[t:b], int(0.3 * ch))
+    if b - t < 4 or right - left < 4:
+        return None
+    tl, tr, br, bl = q
+    f0, f1 = t / h, b / h
+    framed = np.array(
+        [tl + (bl - tl) * f0, tr + (br - tr) * f0, tr + (br - tr) * f1, tl + (bl - tl) * f1],
+        dtype=np.float32,
+    )
+    return np.ascontiguousarray(img[t:b, left:right]), framed
+
+
+def box_pieces(
+    image: npt.NDArray[np.uint8],
+    flat: GrayArray,
+    quads: npt.NDArray[np.float32],
+    *,
+    margin: float = CORE_MARGIN,
+) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]], list[int]]:
+    """Return (crops, their page quadrilaterals, their indexes in ``quads``) of framed boxes.
+
+    ``image`` is what the recognizer reads (BGR or gray), ``flat`` the :func:`flatten`-ed
+    grayscale of the same page for the ink analysis. Boxes too small to hold writing are left
+    out, hence the indexes.
+    """
     crops: list[npt.NDArray[np.uint8]] = []
     out_quads: list[npt.NDArray[np.float32]] = []
-    for quad in quads:
-        q = np.asarray(quad, dtype=np.float32)
-        img = get_rotate_crop_image(image, q.copy())
-        ana = get_rotate_crop_image(flat, q.copy())
-        if img.shape[:2] != ana.shape[:2] or ana.size == 0:  # rotated (vertical) box: as is
-            crops.append(img)
-            out_quads.append(q)
-            continue
-        h = ana.shape[0]
-        ct, cb = _core_band(ana)
-        ch = cb - ct
-        t, b = max(ct - int(CORE_MARGIN * ch), 0), min(cb + int(CORE_MARGIN * ch), h)
-        left, right = _ink_columns(ana[t:b], int(0.3 * ch))
-        if b - t < 4 or right - left < 4:
-            continue
-        crops.append(np.ascontiguousarray(img[t:b, left:right]))
-        tl, tr, br, bl = q
-        f0, f1 = t / h, b / h
-        out_quads.append(
-            np.array(
-                [tl + (bl - tl) * f0, tr + (br - tr) * f0, tr + (br - tr) * f1,
-                 tl + (bl - tl) * f1],
-                dtype=np.float32,
-            )
-        )  # fmt: skip
-    return crops, out_quads
+    index: list[int] = []
+    for i, quad in enumerate(quads):
+        piece = frame_piece(image, flat, quad, margin=margin)
+        if piece is not None:
+            crops.append(piece[0])
+            out_quads.append(piece[1])
+            index.append(i)
+    return crops, out_quads, index
 
 
 def latin_only(text: str) -> str:

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 import structlog
 
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
-from ocrwatch.engines.linecrops import box_pieces, flatten, latin_only
+from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
 from ocrwatch.exceptions import (
     ConfigError,
     DependencyError,
@@ -147,6 +148,7 @@ class PaddleEngine(Engine):
             if all(ch in self._charset for ch in letters)
         )
         self._ocr: Any = ocr
+        self._reread_below = settings.paddle.reread_below
         log.info("engine.loaded", engine=self.name, version=self.version())
 
     @staticmethod
@@ -214,8 +216,13 @@ class PaddleEngine(Engine):
         try:
             det = ocr(array)
             boxes = getattr(det, "boxes", None)
-            crops, quads = ([], []) if boxes is None else box_pieces(array, flatten(gray), boxes)
+            flat = flatten(gray)
+            crops, quads, index = ([], [], []) if boxes is None else box_pieces(array, flat, boxes)
             rec = ocr.recognize_txt(crops) if crops else None
+            txts = [] if rec is None else [str(t) for t in rec.txts]
+            scores = [] if rec is None else [float(x) for x in rec.scores]
+            if boxes is not None and self._reread_below > 0:
+                self._reread(array, flat, boxes, index, txts, scores)
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -223,17 +230,42 @@ class PaddleEngine(Engine):
             if any(marker in text for marker in _TRANSIENT_MARKERS):
                 raise TransientEngineError(f"paddle failed to allocate memory: {exc}") from exc
             raise PermanentEngineError(f"paddle failed on this page: {exc}") from exc
-        result = _Result(
-            boxes=quads,
-            txts=[] if rec is None else [latin_only(str(t)) for t in rec.txts],
-            scores=[] if rec is None else list(rec.scores),
-        )
+        result = _Result(boxes=quads, txts=[latin_only(t) for t in txts], scores=scores)
         return PageResult(
             lines=self._lines(result, width=image.width, height=image.height),
             engine=self.name,
             width=image.width,
             height=image.height,
         )
+
+    def _reread(
+        self,
+        array: npt.NDArray[np.uint8],
+        flat: npt.NDArray[np.uint8],
+        boxes: Any,
+        index: list[int],
+        txts: list[str],
+        scores: list[float],
+    ) -> None:
+        """Read doubtful pieces again with a looser frame; keep the more confident reading.
+
+        The tight frame sometimes cuts a tall capital or a long descender: the same box framed
+        with more room above and below reads better then. Updates ``txts``/``scores`` in place.
+        """
+        doubtful = [k for k, score in enumerate(scores) if score < self._reread_below]
+        ks: list[int] = []
+        crops: list[npt.NDArray[np.uint8]] = []
+        for k in doubtful:
+            piece = frame_piece(array, flat, boxes[index[k]], margin=LOOSE_MARGIN)
+            if piece is not None:
+                ks.append(k)
+                crops.append(piece[0])
+        if not crops or self._ocr is None:
+            return
+        rec = self._ocr.recognize_txt(crops)
+        for k, txt, score in zip(ks, rec.txts, rec.scores, strict=True):
+            if float(score) > scores[k]:
+                txts[k], scores[k] = str(txt), float(score)
 
     @staticmethod
     def _lines(result: Any, *, width: int, height: int) -> tuple[Line, ...]:
