@@ -2,9 +2,10 @@
 
 Runs recognition through the product's real pipeline (``ocrwatch.pipeline.recognize_file``)
 on the evaluation scans in ``../shared/eval`` (read at run time, never copied), optionally on
-synthetic phone photos made from them (``bench.photos``, fixed seed, in a temporary folder),
-prints a table and writes JSON (command, git commit, versions, machine, date, per-item
-results). Metrics and their normalization: ``bench/metrics.py``.
+synthetic phone photos made from them (``bench.photos``, fixed seed, in a temporary folder)
+and on held-out handwritten-looking notes that share no text with them (``bench.synthnotes``,
+``--held-out``), prints a table and writes JSON (command, git commit, versions, machine,
+date, per-item results). Metrics and their normalization: ``bench/metrics.py``.
 
 Example: ``python -m bench.accuracy --sets iam,notes --modes handwritten --limit 5``
 """
@@ -40,9 +41,11 @@ class DataSet:
     """One evaluation set: a folder of ``<id>.png`` + ``<id>.gt.txt`` (or generated photos)."""
 
     name: str
-    folder: str | None  # relative to the data root; None: generated (photos)
+    folder: str | None  # relative to the data root; None: generated (photos, notes)
     languages: tuple[str, ...]
     kind: str  # "handwritten" or "printed": what ``--modes match`` means here
+    photo: str = "mild"  # generated sets: "none" (scans), "mild" or "hard" (bench.photos)
+    notes: str | None = None  # generated from bench.synthnotes' notes in this language
 
 
 DATASETS: dict[str, DataSet] = {
@@ -59,8 +62,16 @@ DATASETS: dict[str, DataSet] = {
         DataSet("printed/pages", "printed/pages", ("eng",), "printed"),
         DataSet("printed/lines", "printed/lines", ("eng",), "printed"),
         DataSet("photos", None, ("eng",), "handwritten"),
+        DataSet("photos-hard", None, ("eng",), "handwritten", photo="hard"),
+        DataSet("synth/notes", None, ("eng",), "handwritten", photo="none", notes="eng"),
+        DataSet("synth/notes-photos", None, ("eng",), "handwritten", photo="hard", notes="eng"),
+        DataSet("synth/notes-spa", None, ("spa",), "handwritten", photo="hard", notes="spa"),
+        DataSet("synth/notes-spa-scans", None, ("spa",), "handwritten", photo="none", notes="spa"),
     )
 }
+REAL_SETS = [name for name, ds in DATASETS.items() if ds.folder is not None]
+#: Held out from the tuning data: text (synth notes) or photo conditions (photos-hard).
+HELD_OUT_SETS = [name for name, ds in DATASETS.items() if ds.notes or ds.photo == "hard"]
 ALIASES = {
     "iam": "handwriting/iam_forms",
     "notes": "handwriting/notes_scheidl",
@@ -112,20 +123,31 @@ def items_in(folder: Path) -> list[Item]:
 
 @contextmanager
 def dataset_items(ds: DataSet, *, data: Path, limit: int | None) -> Iterator[list[Item]]:
-    """Yield the items of ``ds``; photos are generated into a temporary folder first."""
+    """Yield the items of ``ds``; photos and notes are generated into a temporary folder first."""
     if ds.folder is not None:
         items = items_in(data / ds.folder)
         yield items[:limit] if limit else items
         return
-    from bench.photos import photograph_file
+    from bench import photos, synthnotes
 
     with tempfile.TemporaryDirectory(prefix="ocrwatch-photos-") as tmp:
+        if ds.notes is not None:
+            synthnotes.write_notes(
+                Path(tmp),
+                seed=PHOTO_SEED,
+                photo=synthnotes.PhotoChoice(ds.photo),
+                languages=(ds.notes,),
+                limit=limit,
+            )
+            yield items_in(Path(tmp))
+            return
         sources: list[Path] = []
         for name in PHOTO_SOURCES:
             found = [it.image for it in items_in(data / name)]
             sources += found[:limit] if limit else found
+        params = photos.PRESETS[photos.Preset(ds.photo)]
         for src in sources:
-            photograph_file(src, out_dir=Path(tmp), seed=PHOTO_SEED)
+            photos.photograph_file(src, out_dir=Path(tmp), seed=PHOTO_SEED, params=params)
         yield items_in(Path(tmp))
 
 
@@ -321,11 +343,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sets",
         type=_csv,
-        default=[s for s in DATASETS if s != "photos"],
-        help="comma-separated sets (aliases: iam, notes, spanish, pages, lines, photos); "
-        "default: the five real sets",
+        default=REAL_SETS,
+        help="comma-separated sets (aliases: iam, notes, spanish, pages, lines, photos; "
+        "generated: photos-hard, synth/notes, synth/notes-photos, synth/notes-spa, "
+        "synth/notes-spa-scans); default: the five real sets",
     )
     parser.add_argument("--photos", action="store_true", help="add the synthetic photo set")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="add the held-out sets: " + ", ".join(HELD_OUT_SETS),
+    )
     parser.add_argument(
         "--engines",
         type=_csv,
@@ -359,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sets = _resolve_sets(args.sets)
     if args.photos and "photos" not in sets:
         sets.append("photos")
+    if args.held_out:
+        sets += [name for name in HELD_OUT_SETS if name not in sets]
     for mode in args.modes:
         if mode not in ("printed", "handwritten", "auto", MATCH):
             raise SystemExit(f"unknown mode {mode!r}; valid: printed, handwritten, auto, match")
