@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
+from imaging import HANDWRITING, render_lines, two_columns
 from imaging import LEFT_COLUMN as LEFT
 from imaging import RIGHT_COLUMN as RIGHT
-from imaging import HANDWRITING, render_lines, two_columns
 from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines.paddle import PaddleEngine
 from ocrwatch.exceptions import ConfigError
