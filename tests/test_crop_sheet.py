@@ -9,7 +9,8 @@ from bench.photos import photograph
 from PIL import Image
 
 from imaging import render_lines
-from ocrwatch.preprocess import crop_sheet
+from ocrwatch.config import PreprocessProfile
+from ocrwatch.preprocess import crop_sheet, preprocess
 
 LINES = ["Dear Anna, thank you for", "the lovely flowers and", "the card you sent me."]
 
@@ -38,3 +39,35 @@ class TestCropSheet:
     def test_blank_frame(self) -> None:
         """A uniform image has no sheet to find."""
         assert crop_sheet(Image.new("L", (640, 480), 128)) is None
+
+
+class TestLocalContrast:
+    """profile.local_contrast: CLAHE on photos (a sheet was found), never on scans."""
+
+    def test_applied_to_photos_and_lifts_faint_ink(self) -> None:
+        """On a photo whose right half is washed out by glare, that half's ink gets darker
+        against its paper than autocontrast alone leaves it."""
+        page = render_lines(LINES * 3, size=40, margin=100)
+        arr = np.asarray(page).astype(np.float32)
+        glare = arr.copy()
+        glare[:, arr.shape[1] // 2 :] = 255 - (255 - glare[:, arr.shape[1] // 2 :]) * 0.25
+        table = Image.new("L", (page.width + 200, page.height + 200), 50)
+        table.paste(Image.fromarray(glare.astype(np.uint8)), (100, 100))
+        base = {"deskew": False, "upscale": False, "median_filter": 0, "crop_sheet": True}
+        plain = preprocess(table, profile=PreprocessProfile.model_validate(base))
+        lifted = preprocess(
+            table, profile=PreprocessProfile.model_validate({**base, "local_contrast": True})
+        )
+        assert "local_contrast" in lifted.steps and "local_contrast" not in plain.steps
+
+        def faint_half_contrast(image: Image.Image) -> float:
+            half = np.asarray(image)[:, image.width // 2 :].astype(np.float32)
+            return float(np.percentile(half, 90) - np.percentile(half, 1))
+
+        assert faint_half_contrast(lifted.image) > 1.1 * faint_half_contrast(plain.image)
+
+    def test_scan_left_alone(self) -> None:
+        """A flat scan has no sheet to find, so no local contrast step runs."""
+        profile = PreprocessProfile(crop_sheet=True, local_contrast=True, deskew=False)
+        result = preprocess(render_lines(LINES, size=48), profile=profile)
+        assert "local_contrast" not in result.steps

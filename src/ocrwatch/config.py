@@ -115,6 +115,11 @@ class PreprocessProfile(BaseModel):
     max_upscale: float = Field(3.0, ge=1.0, le=8.0, description="Never upscale more than this.")
     grayscale: bool = Field(True, description="Convert to 8-bit grayscale.")
     autocontrast: bool = Field(True, description="Stretch the histogram (cutoff 1%).")
+    local_contrast: bool = Field(
+        False,
+        description="Phone photos (after crop_sheet found the sheet): even out contrast "
+        "region by region (CLAHE) against glare and shadows; scans are left alone.",
+    )
     median_filter: int = Field(
         0, ge=0, le=9, description="Median filter kernel size (odd, 3 or 5); 0 switches it off."
     )

@@ -121,6 +121,16 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
             page = page.resize(size, Image.Resampling.LANCZOS)
             steps.append(f"upscale:{scale:.2f}")
 
+    if profile.local_contrast and "crop_sheet" in steps:
+        # Photos only (a sheet was found on a table): glare and shadows leave parts of the
+        # page faint. Scans are left alone; there it only raised paper texture (IAM worse).
+        import cv2
+
+        tiles = max(2, round(max(page.size) / 400))
+        clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles, tiles))
+        page = Image.fromarray(clahe.apply(np.asarray(page)))
+        steps.append("local_contrast")
+
     if profile.autocontrast:
         page = ImageOps.autocontrast(page, cutoff=1)
         steps.append("autocontrast")
