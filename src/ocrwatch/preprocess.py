@@ -89,10 +89,11 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
     elif page.mode not in ("L", "RGB"):  # documents.py hands out L or RGB; be safe for others
         page = page.convert("RGB")
 
+    photo = False  # a sheet was found on a table
     if profile.crop_sheet and page.mode == "L":
         cropped = crop_sheet(page)
         if cropped is not None:
-            page = cropped
+            page, photo = cropped, True
             steps.append("crop_sheet")
 
     if profile.median_filter:
@@ -121,7 +122,7 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
             page = page.resize(size, Image.Resampling.LANCZOS)
             steps.append(f"upscale:{scale:.2f}")
 
-    if profile.local_contrast and "crop_sheet" in steps:
+    if profile.local_contrast and photo:
         # Photos only (a sheet was found on a table): glare and shadows leave parts of the
         # page faint. Scans are left alone; there it only raised paper texture (IAM worse).
         import cv2

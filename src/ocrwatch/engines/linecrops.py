@@ -106,8 +106,6 @@ def box_pieces(
     image: npt.NDArray[np.uint8],
     flat: GrayArray,
     quads: npt.NDArray[np.float32],
-    *,
-    margin: float = CORE_MARGIN,
 ) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]], list[int]]:
     """Return (crops, their page quadrilaterals, their indexes in ``quads``) of framed boxes.
 
@@ -119,7 +117,7 @@ def box_pieces(
     out_quads: list[npt.NDArray[np.float32]] = []
     index: list[int] = []
     for i, quad in enumerate(quads):
-        piece = frame_piece(image, flat, quad, margin=margin)
+        piece = frame_piece(image, flat, quad)
         if piece is not None:
             crops.append(piece[0])
             out_quads.append(piece[1])

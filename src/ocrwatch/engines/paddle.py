@@ -216,13 +216,18 @@ class PaddleEngine(Engine):
         try:
             det = ocr(array)
             boxes = getattr(det, "boxes", None)
-            flat = flatten(gray)
-            crops, quads, index = ([], [], []) if boxes is None else box_pieces(array, flat, boxes)
-            rec = ocr.recognize_txt(crops) if crops else None
-            txts = [] if rec is None else [str(t) for t in rec.txts]
-            scores = [] if rec is None else [float(x) for x in rec.scores]
-            if boxes is not None and self._reread_below > 0:
-                self._reread(array, flat, boxes, index, txts, scores)
+            txts: list[str] = []
+            scores: list[float] = []
+            quads: list[npt.NDArray[np.float32]] = []
+            if boxes is not None:
+                flat = flatten(gray)
+                crops, quads, index = box_pieces(array, flat, boxes)
+                if crops:
+                    rec = ocr.recognize_txt(crops)
+                    txts = [str(t) for t in rec.txts]
+                    scores = [float(x) for x in rec.scores]
+                if self._reread_below > 0:
+                    self._reread(ocr, array, flat, boxes, index, txts, scores)
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -240,6 +245,7 @@ class PaddleEngine(Engine):
 
     def _reread(
         self,
+        ocr: Any,
         array: npt.NDArray[np.uint8],
         flat: npt.NDArray[np.uint8],
         boxes: Any,
@@ -260,9 +266,9 @@ class PaddleEngine(Engine):
             if piece is not None:
                 ks.append(k)
                 crops.append(piece[0])
-        if not crops or self._ocr is None:
+        if not crops:
             return
-        rec = self._ocr.recognize_txt(crops)
+        rec = ocr.recognize_txt(crops)
         for k, txt, score in zip(ks, rec.txts, rec.scores, strict=True):
             if float(score) > scores[k]:
                 txts[k], scores[k] = str(txt), float(score)
