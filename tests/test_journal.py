@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrwatch.journal import JOURNAL_NAME, TERMINAL_STATES, Journal, State
+from ocrwatch.daemon.journal import JOURNAL_NAME, TERMINAL_STATES, Changes, Journal, State
 
 
 @pytest.fixture
@@ -24,16 +24,15 @@ class TestTransitions:
 
     def test_add_and_update(self, journal: Journal) -> None:
         """A job goes discovered -> claimed -> written -> archived with its fields."""
-        job = journal.add("a/scan.pdf", size=10)
+        job = journal.add("a/scan.pdf", changes=Changes(size=10))
         assert job.state is State.DISCOVERED
         assert journal.active_for("a/scan.pdf") == job
-        job = journal.update(job.job_id, state=State.CLAIMED, work_path=Path("/w/x"))
+        job = journal.update(job.job_id, state=State.CLAIMED, changes=Changes(work_path="/w/x"))
         assert job.work_path == "/w/x"
         job = journal.update(
             job.job_id,
             state=State.WRITTEN,
-            outputs={"txt": Path("/o/a.txt"), "manifest": "/o/a.json"},
-            sha256="ab",
+            changes=Changes(outputs={"txt": "/o/a.txt", "manifest": "/o/a.json"}, sha256="ab"),
         )
         assert job.outputs == {"txt": "/o/a.txt", "manifest": "/o/a.json"}
         assert job.finished_at is None
@@ -46,17 +45,30 @@ class TestTransitions:
         """Updating a missing job raises KeyError; an unknown field raises TypeError."""
         with pytest.raises(KeyError):
             journal.update("nope", state=State.CLAIMED)
-        job = journal.add("x.png")
         with pytest.raises(TypeError):
-            journal.update(job.job_id, colour="red")
+            Changes(colour="red")  # type: ignore[call-arg]
+
+    def test_names_that_are_not_utf8(self, journal: Journal) -> None:
+        """A Latin-1 name (surrogate-escaped) is stored, found by name and read back intact."""
+        name = os.fsdecode(b"caf\xe9/r\xe9sum\xe9.png")
+        job = journal.add(name, changes=Changes(size=3))
+        assert journal.active_for(name) == job and job.relpath == name
+        work = os.fsdecode(b"/w/caf\xe9.png")
+        job = journal.update(job.job_id, state=State.CLAIMED, changes=Changes(work_path=work))
+        assert journal.get(job.job_id) == job and job.work_path == work
+        assert journal.active_for("caf\u00e9/r\u00e9sum\u00e9.png") is None  # another name
+        journal.update(job.job_id, state=State.KEPT, changes=Changes(mtime_ns=5))
+        assert journal.kept(name, size=3, mtime_ns=5) is not None
 
     def test_counts_failures_and_unfinished(self, journal: Journal) -> None:
         """counts() lists every state; failures and unfinished are found."""
         a = journal.add("a.png")
         b = journal.add("b.png")
         c = journal.add("c.png")
-        journal.update(a.job_id, state=State.QUARANTINED, reason="corrupt_file")
-        journal.update(b.job_id, state=State.RETRY, reason="os_enospc", next_attempt_at=1.0)
+        journal.update(a.job_id, state=State.QUARANTINED, changes=Changes(reason="corrupt_file"))
+        journal.update(
+            b.job_id, state=State.RETRY, changes=Changes(reason="os_enospc", next_attempt_at=1.0)
+        )
         counts = journal.counts()
         assert set(counts) == {s.value for s in State}
         assert counts["quarantined"] == 1 and counts["retry"] == 1 and counts["discovered"] == 1
@@ -66,9 +78,9 @@ class TestTransitions:
 
     def test_duplicate_lookup_and_ledger(self, journal: Journal) -> None:
         """done_with_sha256 finds a finished original; kept() finds a file version."""
-        a = journal.add("a.png", sha256="h", size=3, mtime_ns=7)
-        journal.update(a.job_id, state=State.KEPT, outputs={"txt": "t"})
-        b = journal.add("b.png", sha256="h")
+        a = journal.add("a.png", changes=Changes(sha256="h", size=3, mtime_ns=7))
+        journal.update(a.job_id, state=State.KEPT, changes=Changes(outputs={"txt": "t"}))
+        b = journal.add("b.png", changes=Changes(sha256="h"))
         assert journal.done_with_sha256("h", exclude=b.job_id) is not None
         assert journal.done_with_sha256("other", exclude=b.job_id) is None
         assert journal.kept("a.png", size=3, mtime_ns=7) is not None
@@ -93,10 +105,10 @@ class TestCrashSafety:
         code = (
             "import os, signal, sys\n"
             "from pathlib import Path\n"
-            "from ocrwatch.journal import Journal, State\n"
+            "from ocrwatch.daemon.journal import Changes, Journal, State\n"
             f"j = Journal(Path({str(db)!r}))\n"
             "job = j.add('a.png')\n"
-            "j.update(job.job_id, state=State.CLAIMED, work_path='/w/a.png')\n"
+            "j.update(job.job_id, state=State.CLAIMED, changes=Changes(work_path='/w/a.png'))\n"
             "print(job.job_id, flush=True)\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n"
         )

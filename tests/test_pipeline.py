@@ -114,8 +114,8 @@ class TestRetry:
         assert res.attempts == 3  # type: ignore[attr-defined]
 
     def test_gives_up_after_attempts(self, printed_png: Path) -> None:
-        """A failure that never passes is re-raised after retry.attempts calls."""
-        s = load_settings(overrides={"mode": "printed", "retry": {"attempts": 4}})
+        """A failure that never passes is re-raised after retry.call_attempts calls."""
+        s = load_settings(overrides={"mode": "printed", "retry": {"call_attempts": 4}})
         engine = FlakyTesseract(s, failures=100, error=TransientEngineError("still down"))
         with pytest.raises(TransientEngineError, match="still down"):
             self._run(printed_png, engine, s)

@@ -84,3 +84,17 @@ class TestTutorialNames:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout
         assert out.strip() == "[]"
+
+    def test_daemon_and_cli_skip_the_facade(self) -> None:
+        """The daemon and the CLI never load the tutorial facade (the package is lazy)."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, ocrwatch.cli, ocrwatch.daemon.coordinator, ocrwatch.daemon.status; "
+            "print('ocrwatch.api' in sys.modules)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip() == "False"

@@ -10,8 +10,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from ocrwatch.config import Settings
+from ocrwatch.daemon.layout import Layout, check_layout, resolve_layout
+from ocrwatch.daemon.spool import Spool
 from ocrwatch.exceptions import ConfigError
-from ocrwatch.spool import Layout, Spool, check_layout, durable_move, resolve_layout
+from ocrwatch.fsutil import durable_move
 
 
 def make_layout(tmp_path: Path) -> Layout:

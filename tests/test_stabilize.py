@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ocrwatch.stabilize import Signature, StabilityGate, Verdict
+import pytest
+
+from ocrwatch.daemon.stabilize import Signature, StabilityGate, Verdict
 
 
 class FakeClock:
@@ -99,9 +101,9 @@ class TestProbeRetry:
     """Decode probe failures: retried with doubling delays, or final at once."""
 
     def test_incomplete_is_retried_with_growing_delay(self) -> None:
-        """A retryable failure defers the file; delays double until attempts are spent."""
+        """A retryable failure defers the file; delays double until the window is spent."""
         clock = FakeClock()
-        g = gate(clock, probe_attempts=4, probe_delay=1.0)
+        g = gate(clock, probe_window=7.0, probe_delay=1.0)
         g.check("a", SIG)
         clock.advance(2)
         assert g.check("a", SIG) is Verdict.READY
@@ -114,9 +116,20 @@ class TestProbeRetry:
             assert g.due() == []
             clock.advance(0.02)
             assert g.check("a", SIG) is Verdict.READY
-        assert delays == [1.0, 2.0, 4.0]
+        assert delays == pytest.approx([1.0, 2.0, 4.0], abs=0.05)
         assert g.probe_failed("a", retryable=True) is None
         assert g.probe_failures("a") == 4
+
+    def test_last_probe_comes_when_the_window_closes(self) -> None:
+        """A pre-allocating writer gets a last look at the end of the window, not later."""
+        clock = FakeClock()
+        g = gate(clock, probe_window=5.0, probe_delay=1.0)
+        g.check("a", SIG)
+        delays = []
+        while (delay := g.probe_failed("a", retryable=True)) is not None:
+            delays.append(delay)
+            clock.advance(delay)
+        assert delays == [1.0, 2.0, 2.0]
 
     def test_final_failure_gives_up_at_once(self) -> None:
         """Encrypted/unsupported: no retry."""
@@ -128,7 +141,7 @@ class TestProbeRetry:
     def test_change_after_failure_resets_count(self) -> None:
         """A file that changes after a failed probe was still being written: start over."""
         clock = FakeClock()
-        g = gate(clock, probe_attempts=2)
+        g = gate(clock, probe_window=2.0)
         g.check("a", SIG)
         assert g.probe_failed("a", retryable=True) is not None
         g.check("a", Signature(200, 6))

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.exceptions import ExitCode
-from ocrwatch.systemd import Notifier
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "ocrwatch.service"
@@ -165,7 +165,7 @@ class TestNotifierMessages:
     def test_child_process_notifies_through_environment(self, receiver: Receiver) -> None:
         """A real process started with NOTIFY_SOCKET (as systemd starts us) reports READY=1."""
         env = {**os.environ, "NOTIFY_SOCKET": receiver.notify_socket}
-        code = "from ocrwatch.systemd import Notifier; Notifier.from_env().ready()"
+        code = "from ocrwatch.daemon.systemd import Notifier; Notifier.from_env().ready()"
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
         assert receiver.message() == {"READY": "1"}
 

@@ -16,17 +16,15 @@ The daemon and CLI are ``ocrwatch run`` / ``ocrwatch ocr``. From Python, the tut
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
-from ocrwatch import exceptions
-from ocrwatch.api import Language, OcrEngine, RecognitionMode, RecognitionResult
-from ocrwatch.exceptions import OcrException
+from ocrwatch._version import __version__
 
-try:
-    __version__ = _version("ocrwatch")
-except _PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
+if _TYPE_CHECKING:
+    from ocrwatch import exceptions
+    from ocrwatch.api import Language, OcrEngine, RecognitionMode, RecognitionResult
+    from ocrwatch.exceptions import OcrException
 
 __all__ = [
     "Language",
@@ -37,3 +35,23 @@ __all__ = [
     "__version__",
     "exceptions",
 ]
+
+# The tutorial facade loads lazily (PEP 562): importing ocrwatch.daemon or ocrwatch.cli must
+# not pay for it, and nothing below the CLI imports this package's names.
+_LAZY = {
+    "Language": "ocrwatch.api",
+    "OcrEngine": "ocrwatch.api",
+    "RecognitionMode": "ocrwatch.api",
+    "RecognitionResult": "ocrwatch.api",
+    "OcrException": "ocrwatch.exceptions",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    import importlib
+
+    if name == "exceptions":
+        return importlib.import_module("ocrwatch.exceptions")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ocrwatch' has no attribute {name!r}")

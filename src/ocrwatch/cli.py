@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from ocrwatch import __version__
+from ocrwatch._version import __version__
 from ocrwatch.config import Mode, Settings, WatchMode, load_settings
 from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
 
@@ -152,14 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             # The daemon logs to stdout: journald keeps it, one JSON line per event.
             _setup_logging(settings, stream=sys.stdout)
-            from ocrwatch import daemon
+            from ocrwatch.daemon.coordinator import run
 
-            return daemon.run(settings)
+            return run(settings)
         if args.command == "status":
             _setup_logging(settings, stream=_Stderr())
-            from ocrwatch import status
+            from ocrwatch.daemon.status import report
 
-            return status.report(settings, as_json=args.json)
+            return report(settings, as_json=args.json)
         parser.error(f"unknown command {args.command}")  # pragma: no cover
     except OcrwatchError as exc:
         _error(str(exc))

@@ -222,12 +222,25 @@ class AsposeSettings(BaseModel):
 
 
 class RetrySettings(BaseModel):
-    """Retry policy for transient engine/output failures (capped backoff with jitter)."""
+    """Both retry layers (see ocrwatch.retry): per engine call, and per file across attempts."""
 
     model_config = {"extra": "forbid"}
 
-    attempts: int = Field(5, ge=1, le=100, description="Attempts per page, the first included.")
-    timeout: float = Field(300.0, gt=0, description="Give up retrying after this many seconds.")
+    call_attempts: int = Field(
+        5, ge=1, le=100, description="Engine calls per page and attempt, the first included."
+    )
+    call_timeout: float = Field(
+        300.0, gt=0, description="Stop retrying one engine call after this many seconds."
+    )
+    file_attempts: int = Field(
+        10, ge=1, le=1000, description="Attempts of one file after transient engine failures."
+    )
+    file_crashes: int = Field(
+        3, ge=1, le=100, description="Crashes or time-outs of one file before engine_crash."
+    )
+    bug_attempts: int = Field(
+        3, ge=1, le=100, description="Attempts of one file after unexpected errors (bugs)."
+    )
     wait_initial: float = Field(1.0, ge=0, description="First backoff in seconds.")
     wait_max: float = Field(60.0, ge=0, description="Backoff cap in seconds.")
     wait_jitter: float = Field(1.0, ge=0, description="Random extra wait, up to this many s.")
@@ -313,6 +326,19 @@ class Settings(BaseSettings):
     rescan_interval: float = Field(300.0, ge=0, description="Full rescan period; 0 = off.")
     quiet_period: float = Field(
         2.0, ge=0, le=3600, description="Seconds a file must stay unchanged before processing."
+    )
+    incomplete_timeout: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Seconds a quiet file that does not decode yet (a scanner still writing, "
+        "or one that pre-allocated zeros) is probed again before it is quarantined.",
+    )
+    peer_lease: float = Field(
+        120.0,
+        ge=5,
+        description="Seconds without a heartbeat after which a peer daemon sharing the inbox "
+        "is taken for dead and its claimed files are adopted.",
     )
     workers: int = Field(0, ge=0, le=64, description="Worker processes; 0 = from CPU count.")
     queue_size: int = Field(1000, ge=1, description="Most claimed files waiting for a worker.")

@@ -491,6 +491,8 @@ def _read_head(path: Path) -> bytes:
 
 
 def _describe(path: Path, head: bytes) -> str:
+    if head and not head.strip(b"\x00"):
+        return "only zero bytes so far (a writer that sets the size first, still writing?)"
     for magic, offset, what in _OTHER_MAGIC:
         if head[offset : offset + len(magic)] == magic:
             return what
@@ -519,7 +521,7 @@ def _looks_like_text(head: bytes) -> bool:
             return False
         text = head[: exc.start].decode("utf-8")
     printable = sum(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
-    return printable >= 0.95 * len(text)
+    return bool(text) and printable >= 0.95 * len(text)
 
 
 # --- PDFs -----------------------------------------------------------------------------------

@@ -15,14 +15,32 @@ from typing import Any, TextIO
 import structlog
 
 from ocrwatch.config import LogFormat
+from ocrwatch.fsutil import display
 
 __all__ = ["configure"]
+
+
+def _printable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return display(value)
+    if isinstance(value, dict):
+        return {k: _printable_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable_value(v) for v in value]
+    return value
+
+
+def _printable(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Make file names that are not UTF-8 printable (``\\xe9``): a log line must never fail."""
+    return {k: _printable_value(v) for k, v in event_dict.items()}
+
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.StackInfoRenderer(),
+    _printable,
 ]
 
 

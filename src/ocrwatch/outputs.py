@@ -14,10 +14,7 @@ logged, so another source's sidecar is never overwritten silently.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ocrwatch import __version__
-from ocrwatch.exceptions import ENVIRONMENT_ERRNOS, OutputError, TransientOutputError
+from ocrwatch import fsutil
+from ocrwatch._version import __version__
+from ocrwatch.exceptions import OutputError, TransientOutputError
 
 if TYPE_CHECKING:
     from ocrwatch.pipeline import DocumentResult
@@ -37,7 +35,6 @@ __all__ = [
     "OutputPaths",
     "atomic_write",
     "build_manifest",
-    "fsync_dir",
     "manifest_path_for",
     "sidecar_path",
     "write_outputs",
@@ -63,12 +60,17 @@ def sidecar_path(relpath: Path | str, *, out_dir: Path) -> Path:
     rel = Path(relpath)
     if rel.is_absolute() or ".." in rel.parts:
         raise ValueError(f"relpath must be relative and inside the outbox: {rel}")
-    return out_dir / rel.parent / f"{rel.name}.txt"
+    # Room for the longest sibling name (".99999.alto.xml") on every filesystem.
+    return out_dir / rel.parent / f"{fsutil.fit_name(rel.name, reserve=_SIBLING_ROOM)}.txt"
 
 
 def manifest_path_for(txt_path: Path) -> Path:
     """Return the manifest path beside ``txt_path`` (``x.pdf.txt`` -> ``x.pdf.json``)."""
     return txt_path.with_suffix(".json")
+
+
+#: Bytes a sidecar's name may grow by: a collision number plus the longest extension.
+_SIBLING_ROOM = len(".99999.alto.xml")
 
 
 def _numbered(txt_path: Path, n: int) -> Path:
@@ -77,78 +79,29 @@ def _numbered(txt_path: Path, n: int) -> Path:
 
 
 def _translate_os_error(exc: OSError, path: Path) -> OutputError:
-    if exc.errno in ENVIRONMENT_ERRNOS:
-        return TransientOutputError(f"cannot write output ({exc.strerror}); will retry", path=path)
-    return OutputError(f"cannot write output ({exc.strerror})", path=path)
+    # Only the name itself is the file's fault; disk space, permissions, a file where a
+    # folder should be are the operator's to fix, and the file waits for that.
+    if exc.errno in fsutil.NAME_ERRNOS:
+        return OutputError(f"cannot write output ({exc.strerror})", path=path)
+    return TransientOutputError(f"cannot write output ({exc.strerror}); will retry", path=path)
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename or link in ``directory`` durable, where the filesystem allows it."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some network filesystems refuse fsync on folders; the data fsync stands
-    finally:
-        os.close(fd)
+def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`ocrwatch.fsutil.atomic_write`).
 
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
-
-    With ``exclusive`` the file must not exist yet: it is hard-linked into place, which fails
-    with FileExistsError if another writer got there first (rename would clobber it).
-    Raises TransientOutputError for errors that may pass (ENOSPC, EIO, a vanished share),
-    OutputError otherwise. A failed write leaves no temporary file behind.
+    Raises FileExistsError (``exclusive``), TransientOutputError for errors that may pass
+    (ENOSPC, EIO, a vanished share), OutputError otherwise.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
+    except OSError as exc:  # FileExistsError too: a file where the folder should be
         raise _translate_os_error(exc, path) from exc
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; outputs are meant to be read by people and other tools
-        # (the process umask still applies on top, as for any new file).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, mode & ~umask)
-        if exclusive:
-            _link_into_place(tmp, path)
-        else:
-            os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except FileExistsError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _translate_os_error(exc, path) from exc
-
-
-def _link_into_place(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path`` only if ``path`` does not exist (FileExistsError otherwise)."""
-    try:
-        os.link(tmp, path)
+        fsutil.atomic_write(path, data, exclusive=exclusive)
     except FileExistsError:
         raise
     except OSError as exc:
-        # Some SMB/CIFS mounts refuse hard links: fall back to a check-then-rename, which
-        # is only racy against another writer choosing the same new name in the same instant.
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-        if path.exists():
-            raise FileExistsError(errno.EEXIST, "exists", str(path)) from exc
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
+        raise _translate_os_error(exc, path) from exc
 
 
 def build_manifest(
@@ -165,14 +118,14 @@ def build_manifest(
         "ocrwatch_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": {
-            "id": source_id,
-            "path": str(src.path),
-            "name": Path(source_id).name,
+            "id": fsutil.display(source_id),
+            "path": fsutil.display(src.path),
+            "name": fsutil.display(Path(source_id).name),
             "sha256": src.sha256,
             "size": src.size,
             "format": src.format,
         },
-        "text_file": txt_name,
+        "text_file": fsutil.display(txt_name),
         "pages": len(result.pages),
         "mode": result.mode.value,
         "languages": list(result.languages),
@@ -228,14 +181,36 @@ def write_outputs(
 
     ``source_id`` identifies the source across runs (the inbox-relative path for the daemon,
     the absolute path for the CLI); with the sha256 it decides whether an existing sidecar of
-    the same name is ours to replace. Raises OutputError / TransientOutputError.
+    the same name is ours to replace. A name that is not UTF-8 keeps its bytes where the
+    outbox takes them; a share that refuses them gets the name with U+FFFD in their place.
+    Raises OutputError / TransientOutputError.
     """
+    try:
+        return _write_outputs(result, txt_path=txt_path, source_id=source_id, extra=extra)
+    except OutputError as exc:
+        cause = exc.__cause__
+        utf8 = fsutil.utf8_path(txt_path)
+        if not isinstance(cause, OSError) or cause.errno not in fsutil.NAME_ERRNOS:
+            raise
+        if utf8 == txt_path:
+            raise
+        log.warning("output.name_refused", wanted=fsutil.display(txt_path), using=str(utf8))
+        return _write_outputs(result, txt_path=utf8, source_id=source_id, extra=extra)
+
+
+def _write_outputs(
+    result: DocumentResult,
+    *,
+    txt_path: Path,
+    source_id: str,
+    extra: Mapping[str, Any] | None,
+) -> OutputPaths:
     sha256 = result.source.sha256
     candidate = txt_path
     for n in range(2, _MAX_COLLISIONS):
         try:
             taken = candidate.exists() or manifest_path_for(candidate).exists()
-            ours = taken and _owner_of(candidate) == (source_id, sha256)
+            ours = taken and _owner_of(candidate) == (fsutil.display(source_id), sha256)
         except OSError as exc:
             raise _translate_os_error(exc, candidate) from exc
         if not taken or ours:
@@ -260,8 +235,8 @@ def write_outputs(
             if candidate != txt_path:
                 log.warning(
                     "output.name_taken",
-                    wanted=str(txt_path),
-                    using=str(candidate),
+                    wanted=fsutil.display(txt_path),
+                    using=fsutil.display(candidate),
                     detail="another source's sidecar already has this name; kept it",
                 )
             return paths

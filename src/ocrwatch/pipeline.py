@@ -26,20 +26,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import stamina
 import structlog
 
 from ocrwatch import correct, documents, preprocess
 from ocrwatch.config import Mode, Settings
 from ocrwatch.engines import Engine, EngineCache, PageResult
 from ocrwatch.exceptions import ConfigError, TransientEngineError
+from ocrwatch.retry import call_with_retry
 
 __all__ = [
     "DocumentResult",
     "PageRecord",
-    "call_with_retry",
     "check_engines",
     "engines_needed",
     "recognize_file",
@@ -110,38 +109,6 @@ def _engine_for(settings: Settings, mode: Mode) -> str:
     return HANDWRITTEN_ENGINE if mode is Mode.HANDWRITTEN else PRINTED_ENGINE
 
 
-T = TypeVar("T")
-
-
-def _retry_hook(exc: Exception) -> bool | float:
-    """Retry transient engine errors; wait what the server asked for when it said so."""
-    if isinstance(exc, TransientEngineError):
-        return exc.retry_after if exc.retry_after is not None else True
-    return False
-
-
-def call_with_retry(fn: Callable[[], T], *, settings: Settings) -> tuple[T, int]:
-    """Call ``fn`` retrying TransientEngineError per ``settings.retry``; return (result, attempts).
-
-    Each retry is logged by stamina as one event; the last error is re-raised when attempts
-    or time run out.
-    """
-    policy = settings.retry
-    attempts = 0
-    for attempt in stamina.retry_context(
-        on=_retry_hook,
-        attempts=policy.attempts,
-        timeout=policy.timeout,
-        wait_initial=policy.wait_initial,
-        wait_max=policy.wait_max,
-        wait_jitter=policy.wait_jitter,
-    ):
-        with attempt:
-            attempts += 1
-            return fn(), attempts
-    raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
-
-
 def _read_page(
     page: documents.Page,
     *,
@@ -164,7 +131,7 @@ def _read_page(
             image, steps = page.image, ()
         t0 = time.perf_counter()
         result, attempts = call_with_retry(
-            lambda: engine.recognize(image, languages=langs, mode=mode), settings=settings
+            lambda: engine.recognize(image, languages=langs, mode=mode), policy=settings.retry
         )
         timer.add("recognize", time.perf_counter() - t0)
         return result, steps, attempts
@@ -216,7 +183,7 @@ def _native_pdf_pages(
     langs = tuple(settings.languages)
     t0 = time.perf_counter()
     results, attempts = call_with_retry(
-        lambda: engine.recognize_pdf(data, languages=langs, mode=mode), settings=settings
+        lambda: engine.recognize_pdf(data, languages=langs, mode=mode), policy=settings.retry
     )
     elapsed = time.perf_counter() - t0
     timer.add("recognize", elapsed)

@@ -68,6 +68,13 @@ class Folders:
     def work(self) -> Path:
         return self.inbox / ".ocrwatch-work"
 
+    def claimed(self) -> list[Path]:
+        """Return the files waiting in the work area (not the daemons' own markers)."""
+        if not self.work.exists():
+            return []
+        # Job folders hold claimed files; the volume marker and heartbeats are dot-files.
+        return [p for p in self.work.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
     def sidecars(self, rel: str) -> list[Path]:
         """Return the sidecars of inbox file ``rel`` (``rel.txt`` or numbered ``rel.N.txt``)."""
         first = self.outbox / f"{rel}.txt"
@@ -202,6 +209,7 @@ def base_env(tmp_path: Path, **settings: object) -> dict[str, str]:
             "OCRWATCH_ENGINE": "tesseract",
             "OCRWATCH_WORKERS": "2",
             "OCRWATCH_RESCAN_INTERVAL": "30",
+            "OCRWATCH_INCOMPLETE_TIMEOUT": "5",
             "OCRWATCH_RETRY__WAIT_INITIAL": "0.1",
             "OCRWATCH_RETRY__WAIT_MAX": "0.5",
             "OCRWATCH_RETRY__WAIT_JITTER": "0.1",

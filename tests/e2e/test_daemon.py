@@ -53,7 +53,7 @@ def assert_exactly_once(folders: Folders, inputs: dict[str, str], *, ok: set[str
             assert archived.exists() and sha256(archived) == digest
         else:
             assert len(quarantined) == 1 and not cars, (rel, cars, quarantined)
-    assert not list(folders.work.rglob("*.*")) if folders.work.exists() else True
+    assert not folders.claimed()
 
 
 class TestStartupAndBasics:
@@ -390,7 +390,8 @@ class TestFailures:
     def test_symlink_arriving_later_is_quarantined(
         self, folders: Folders, make_daemon: Callable[..., Daemon]
     ) -> None:
-        """A symlink dropped into the inbox is never followed: the link itself is quarantined."""
+        """A symlink dropped into the inbox is never followed, and no live link is kept in
+        the quarantine: its reason file records the target."""
         secret = folders.root / "secret.png"
         write_doc(secret, 1)
         digest = sha256(secret)
@@ -400,7 +401,9 @@ class TestFailures:
         assert daemon.stop() == 0
         reason = json.loads(folders.quarantined("link.png")[0].read_text())
         assert reason["reason"] == "not_a_regular_file"
-        assert (folders.quarantine / "link.png").is_symlink()
+        assert reason["special_file"] == "symlink" and reason["symlink_target"] == str(secret)
+        assert not os.path.lexists(folders.quarantine / "link.png")
+        assert not os.path.lexists(folders.inbox / "link.png") and not folders.claimed()
         assert sha256(secret) == digest and not folders.sidecars("link.png")
 
 

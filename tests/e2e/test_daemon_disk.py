@@ -30,8 +30,8 @@ def retried(daemon: Daemon) -> set[str]:
 
 
 def hidden_files(root: Path) -> list[Path]:
-    """Return dot-files under ``root``: temporary files a failed write left behind."""
-    return [p for p in root.rglob(".*") if p.is_file()]
+    """Return temporary files under ``root`` that a failed write left behind."""
+    return [p for p in root.rglob(".*.tmp") if p.is_file()]
 
 
 def held(folders: Folders, digest: str) -> bool:
@@ -62,7 +62,7 @@ def assert_finished(folders: Folders, inputs: dict[str, str], good: dict[str, in
         else:
             assert len(quarantined) == 1 and not cars, (rel, cars, quarantined)
             assert sha256(quarantined[0].with_name(Path(rel).name)) == digest
-    assert not [p for p in folders.work.rglob("*") if p.is_file()]
+    assert not folders.claimed()
 
 
 class TestFullOutbox:
@@ -168,7 +168,7 @@ class TestFullArchive:
         for rel in bad:
             assert sha256(vault / "quarantine" / rel) == inputs[rel]
             assert not folders.sidecars(rel)
-        assert not [p for p in folders.work.rglob("*") if p.is_file()]
+        assert not folders.claimed()
         processed = [
             str(x["relpath"]) for x in folders.log_lines() if x["event"] == "document.processed"
         ]

@@ -13,21 +13,32 @@ reads to answer "why wasn't my scan processed?".
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-__all__ = ["JOURNAL_NAME", "TERMINAL_STATES", "Job", "Journal", "State", "iso_time"]
+__all__ = [
+    "JOURNAL_NAME",
+    "TERMINAL_STATES",
+    "UNSET",
+    "Changes",
+    "Job",
+    "Journal",
+    "State",
+    "iso_time",
+]
 
 log = structlog.get_logger()
 
@@ -40,10 +51,8 @@ class State(StrEnum):
     DISCOVERED = "discovered"  # seen in the inbox, waiting until it is stable
     STABLE = "stable"  # quiet long enough and decodable
     CLAIMED = "claimed"  # renamed into our work area (or, keep mode: reserved in place)
-    # The worker recognizes and writes in one task, so the daemon records WRITTEN directly;
-    # RECOGNIZED is kept for engines that hand back text before writing (none yet).
-    RECOGNIZED = "recognized"
-    WRITTEN = "written"  # sidecar + manifest durable in the outbox
+    WRITTEN = "written"  # sidecar + manifest durable in the outbox; the move is left
+    REJECTED = "rejected"  # will not pass: the move to the quarantine is left
     RETRY = "retry"  # a transient failure; next attempt at ``next_attempt_at``
     ARCHIVED = "archived"
     KEPT = "kept"
@@ -79,6 +88,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     outputs TEXT,
     pages INTEGER,
     engine TEXT,
+    move_failures INTEGER NOT NULL DEFAULT 0,
     discovered_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -106,10 +116,75 @@ _FIELDS = (
     "outputs",
     "pages",
     "engine",
+    "move_failures",
     "discovered_at",
     "updated_at",
     "finished_at",
 )
+
+
+#: Columns holding file names: stored as TEXT when the name is UTF-8, else as its raw bytes
+#: (a BLOB), so that any name a filesystem allows can be journaled and found again.
+_PATH_FIELDS = ("relpath", "work_path", "final_path")
+
+
+def _path_in(value: str | Path | None) -> str | bytes | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _path_out(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        return os.fsdecode(value)
+    return value
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Fields to set on a job; the ones left UNSET keep their value (None clears one)."""
+
+    sha256: str | _Unset | None = UNSET
+    size: int | _Unset | None = UNSET
+    mtime_ns: int | _Unset | None = UNSET
+    work_path: str | _Unset | None = UNSET
+    final_path: str | _Unset | None = UNSET
+    attempts: int | _Unset = UNSET
+    crashes: int | _Unset = UNSET
+    move_failures: int | _Unset = UNSET
+    next_attempt_at: float | _Unset | None = UNSET
+    last_error: str | _Unset | None = UNSET
+    reason: str | _Unset | None = UNSET
+    duplicate_of: str | _Unset | None = UNSET
+    outputs: Mapping[str, str] | _Unset | None = UNSET
+    pages: int | _Unset | None = UNSET
+    engine: str | _Unset | None = UNSET
+
+
+def _encode(changes: Changes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(changes):
+        value = getattr(changes, f.name)
+        if value is UNSET:
+            continue
+        if f.name == "outputs" and value is not None:
+            value = json.dumps({k: str(v) for k, v in dict(value).items()})
+        elif f.name in _PATH_FIELDS:
+            value = _path_in(value)
+        out[f.name] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +208,7 @@ class Job:
     outputs: dict[str, str] | None
     pages: int | None
     engine: str | None
+    move_failures: int
     discovered_at: float
     updated_at: float
     finished_at: float | None
@@ -141,6 +217,8 @@ class Job:
     def _from_row(cls, row: sqlite3.Row) -> Job:
         data = {k: row[k] for k in _FIELDS}
         data["state"] = State(data["state"])
+        for key in _PATH_FIELDS:
+            data[key] = _path_out(data[key])
         data["outputs"] = json.loads(data["outputs"]) if data["outputs"] else None
         return cls(**data)
 
@@ -166,6 +244,13 @@ class Journal:
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._db:
                 self._db.executescript(_SCHEMA)
+                self._migrate()
+
+    def _migrate(self) -> None:
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "move_failures" not in columns:  # journals of ocrwatch 0.1
+            self._db.execute("ALTER TABLE jobs ADD COLUMN move_failures INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("DELETE FROM jobs WHERE state = 'recognized'")  # never written
 
     def close(self) -> None:
         """Close the database connection."""
@@ -199,19 +284,19 @@ class Journal:
         *,
         state: State = State.DISCOVERED,
         job_id: str | None = None,
-        **fields: Any,
+        changes: Changes | None = None,
     ) -> Job:
-        """Insert a new job for ``relpath`` and return it."""
+        """Insert a new job for ``relpath`` (with ``changes`` set) and return it."""
         now = time.time()
         jid = job_id or uuid.uuid4().hex[:16]
         row: dict[str, Any] = {
             "job_id": jid,
-            "relpath": relpath,
+            "relpath": _path_in(relpath),
             "state": State(state).value,
             "discovered_at": now,
             "updated_at": now,
         }
-        row.update(self._encode(fields))
+        row.update(_encode(changes or Changes()))
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self._lock, self._db:
@@ -220,12 +305,14 @@ class Journal:
         assert job is not None
         return job
 
-    def update(self, job_id: str, *, state: State | None = None, **fields: Any) -> Job:
-        """Change ``job_id``'s state and/or fields (committed durably); return the new row.
+    def update(
+        self, job_id: str, *, state: State | None = None, changes: Changes | None = None
+    ) -> Job:
+        """Change ``job_id``'s state and the fields set in ``changes``; return the new row.
 
-        Raises KeyError for an unknown job.
+        Committed durably before it returns. Raises KeyError for an unknown job.
         """
-        row = self._encode(fields)
+        row = _encode(changes or Changes())
         now = time.time()
         row["updated_at"] = now
         if state is not None:
@@ -264,7 +351,7 @@ class Journal:
             row = self._db.execute(
                 "SELECT * FROM jobs WHERE relpath = ? AND state NOT IN (?, ?, ?, ?)"
                 " ORDER BY discovered_at DESC LIMIT 1",
-                (relpath, *terminal),
+                (_path_in(relpath), *terminal),
             ).fetchone()
         return None if row is None else Job._from_row(row)
 
@@ -274,7 +361,7 @@ class Journal:
             row = self._db.execute(
                 "SELECT * FROM jobs WHERE relpath = ? AND size = ? AND mtime_ns = ?"
                 " AND state IN (?, ?) ORDER BY finished_at DESC LIMIT 1",
-                (relpath, size, mtime_ns, State.KEPT.value, State.QUARANTINED.value),
+                (_path_in(relpath), size, mtime_ns, State.KEPT.value, State.QUARANTINED.value),
             ).fetchone()
         return None if row is None else Job._from_row(row)
 
@@ -327,21 +414,3 @@ class Journal:
                 (State.ARCHIVED.value, State.KEPT.value, State.DELETED.value),
             ).fetchone()
         return None if row is None or row["t"] is None else float(row["t"])
-
-    def __iter__(self) -> Iterator[Job]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs ORDER BY discovered_at").fetchall()
-        return iter([Job._from_row(r) for r in rows])
-
-    @staticmethod
-    def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in fields.items():
-            if key not in _FIELDS or key in ("job_id", "state", "updated_at"):
-                raise TypeError(f"not a journal field: {key}")
-            if key == "outputs" and value is not None:
-                value = json.dumps({k: str(v) for k, v in dict(value).items()})
-            elif isinstance(value, Path):
-                value = str(value)
-            out[key] = value
-        return out

@@ -3,8 +3,9 @@
 A file is *ready* when (1) no watcher event touched it for ``quiet_period`` seconds and
 (2) its size and mtime stayed the same across at least ``quiet_period``. Then the caller
 opens it for real (a decode probe); a probe failure that a still-running write can explain
-(truncated, empty) is retried a few times with growing delays before the file is declared
-bad, while failures that waiting cannot fix are final at once. Close-write events are only
+(truncated, empty, zeros where the header will be) is retried with growing delays for
+``probe_window`` seconds before the file is declared bad, while failures that waiting
+cannot fix are final at once. A file that changes starts over. Close-write events are only
 hints: some scanners close and reopen a file several times.
 
 This module is pure logic: it never touches the filesystem. The caller samples
@@ -48,6 +49,7 @@ class _Entry:
     signature_since: float = 0.0
     not_before: float = 0.0
     probe_failures: int = 0
+    first_failure: float = 0.0
 
 
 class StabilityGate(Generic[K]):
@@ -58,13 +60,13 @@ class StabilityGate(Generic[K]):
         *,
         quiet_period: float,
         clock: Callable[[], float] = time.monotonic,
-        probe_attempts: int = 5,
+        probe_window: float = 60.0,
         probe_delay: float = 1.0,
         probe_delay_max: float = 30.0,
     ) -> None:
-        """Create a gate; a probe is retried ``probe_attempts - 1`` times, delays doubling."""
+        """Create a gate; failed probes are retried for ``probe_window`` s, delays doubling."""
         self.quiet_period = quiet_period
-        self.probe_attempts = probe_attempts
+        self.probe_window = probe_window
         self.probe_delay = probe_delay
         self.probe_delay_max = probe_delay_max
         self._clock = clock
@@ -114,17 +116,22 @@ class StabilityGate(Generic[K]):
     def probe_failed(self, key: K, *, retryable: bool) -> float | None:
         """Record a failed decode probe; return the delay before the next one, or None.
 
-        None means "give up": the failure is final (``retryable`` False) or the attempts are
-        spent. The key stays tracked until :meth:`forget`.
+        None means "give up": the failure is final (``retryable`` False) or the probe window
+        since the first failure has passed. The key stays tracked until :meth:`forget`.
         """
         entry = self._entries.get(key)
         if entry is None:
             return None
+        now = self._clock()
         entry.probe_failures += 1
-        if not retryable or entry.probe_failures >= self.probe_attempts:
+        if entry.probe_failures == 1:
+            entry.first_failure = now
+        left = entry.first_failure + self.probe_window - now
+        if not retryable or left <= 0:
             return None
         delay = min(self.probe_delay * 2.0 ** (entry.probe_failures - 1), self.probe_delay_max)
-        entry.not_before = self._clock() + delay
+        delay = min(delay, left)  # the last probe comes when the window closes
+        entry.not_before = now + delay
         return delay
 
     def defer(self, key: K, delay: float) -> None:

@@ -1,6 +1,8 @@
-"""``ocrwatch status``: what the journal says: counts per state, backlog, oldest, failures.
+"""``ocrwatch status``: counts per state, backlog, oldest, failures, and unjournaled files.
 
-Reads the daemon's journal read-only (SQLite WAL lets it do so while the daemon runs).
+Reads the daemon's journal read-only (SQLite WAL lets it do so while the daemon runs), and
+counts the inbox files the journal does not know yet (waiting for their quiet period, or
+for a journal that cannot be written), so the backlog is true even then.
 """
 
 from __future__ import annotations
@@ -8,47 +10,73 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from ocrwatch.daemon.journal import (
+    JOURNAL_NAME,
+    TERMINAL_STATES,
+    Job,
+    Journal,
+    State,
+    iso_time,
+)
+from ocrwatch.daemon.layout import resolve_layout
+from ocrwatch.daemon.watch import scan
 from ocrwatch.exceptions import ExitCode
-from ocrwatch.journal import JOURNAL_NAME, TERMINAL_STATES, Journal, State, iso_time
-from ocrwatch.spool import resolve_layout
+from ocrwatch.fsutil import display
 
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
 
-__all__ = ["collect", "report"]
+__all__ = ["collect", "report", "unjournaled"]
 
 
-def collect(journal: Journal, *, now: float | None = None) -> dict[str, Any]:
-    """Return the status figures of ``journal`` as JSON-able data."""
+def unjournaled(inbox: Path, pending: list[Job], *, extra: tuple[str, ...] = ()) -> int:
+    """Return how many files wait in ``inbox`` without an unfinished journal entry."""
+    known = {j.relpath for j in pending}
+    count = 0
+    for path in scan(inbox, extra=extra):
+        if path.relative_to(inbox).as_posix() not in known:
+            count += 1
+    return count
+
+
+def collect(
+    journal: Journal, *, inbox: Path | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """Return the status figures of ``journal`` (and ``inbox``) as JSON-able data."""
     now = time.time() if now is None else now
     counts = journal.counts()
     pending = journal.unfinished()
+    waiting = unjournaled(inbox, pending) if inbox is not None and inbox.is_dir() else 0
     oldest = min((j.discovered_at for j in pending), default=None)
     failures = [
         {
-            "relpath": j.relpath,
+            "relpath": display(j.relpath),
             "state": j.state.value,
             "reason": j.reason,
             "error": (j.last_error or "").splitlines()[0] if j.last_error else None,
             "attempts": j.attempts,
             "at": iso_time(j.updated_at),
             "next_attempt_at": iso_time(j.next_attempt_at) if j.state is State.RETRY else None,
-            "quarantined_as": j.final_path if j.state is State.QUARANTINED else None,
+            "quarantined_as": (
+                display(j.final_path) if j.final_path and j.state is State.QUARANTINED else None
+            ),
         }
         for j in journal.recent_failures()
     ]
     return {
         "journal": str(journal.path),
         "counts": counts,
-        "backlog": sum(n for s, n in counts.items() if State(s) not in TERMINAL_STATES),
+        "unjournaled": waiting,
+        "backlog": waiting + sum(n for s, n in counts.items() if State(s) not in TERMINAL_STATES),
         "oldest_pending": oldest
         and {
-            "relpath": next(j.relpath for j in pending if j.discovered_at == oldest),
+            "relpath": display(next(j.relpath for j in pending if j.discovered_at == oldest)),
             "since": iso_time(oldest),
             "age_s": round(now - oldest, 1),
         },
@@ -73,19 +101,24 @@ def report(settings: Settings, *, as_json: bool) -> int:
         return int(ExitCode.CONFIG)
     journal = Journal(path, readonly=True)
     try:
-        data = collect(journal)
+        data = collect(journal, inbox=layout.inbox)
     finally:
         journal.close()
     data["folders"] = {
-        "inbox": str(layout.inbox),
-        "outbox": str(layout.outbox),
-        "archive": str(layout.archive),
-        "quarantine": str(layout.quarantine),
-        "state_dir": str(layout.state_dir),
+        "inbox": display(layout.inbox),
+        "outbox": display(layout.outbox),
+        "archive": display(layout.archive),
+        "quarantine": display(layout.quarantine),
+        "state_dir": display(layout.state_dir),
     }
     if as_json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
-        return int(ExitCode.OK)
+    else:
+        _print(data)
+    return int(ExitCode.OK)
+
+
+def _print(data: dict[str, Any]) -> None:
     console = Console()
     table = Table(title="ocrwatch journal", show_header=True)
     table.add_column("state")
@@ -94,13 +127,15 @@ def report(settings: Settings, *, as_json: bool) -> int:
         table.add_row(state, str(n))
     console.print(table)
     console.print(f"backlog: {data['backlog']} file(s) not finished")
+    if data["unjournaled"]:
+        console.print(f"  of which {data['unjournaled']} in the inbox, not journaled yet")
     oldest = data["oldest_pending"]
     if oldest:
         console.print(
             f"oldest pending: {oldest['relpath']} since {oldest['since']} ({oldest['age_s']} s)"
         )
     console.print(f"last success: {data['last_success'] or 'never'}")
-    console.print(f"quarantine: {layout.quarantine}")
+    console.print(f"quarantine: {data['folders']['quarantine']}")
     if data["recent_failures"]:
         fails = Table(title="recent failures", show_header=True)
         for col in ("file", "state", "reason", "attempts", "error"):
@@ -110,4 +145,3 @@ def report(settings: Settings, *, as_json: bool) -> int:
                 f["relpath"], f["state"], f["reason"] or "", str(f["attempts"]), f["error"] or ""
             )
         console.print(fails)
-    return int(ExitCode.OK)

@@ -1,0 +1,445 @@
+"""``ocrwatch run``: start-up checks, wiring, and the loop that dispatches between stages.
+
+One thread owns all state. Each turn of the loop checks that inbox and outbox are really
+there, feeds watcher events to intake, sends probes and recognition tasks to the executor,
+and hands each result to the stage that decides about it (intake for probes, disposition
+for recognitions). Watchdog threads only enqueue. Only this loop makes progress, so it is
+the only place that sends ``WATCHDOG=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from ocrwatch import fsutil
+from ocrwatch._version import __version__
+from ocrwatch.config import Settings
+from ocrwatch.daemon.disposition import Disposition
+from ocrwatch.daemon.executor import Executor
+from ocrwatch.daemon.intake import Intake, Rejection
+from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State
+from ocrwatch.daemon.layout import Layout, Mounts, check_layout, resolve_layout
+from ocrwatch.daemon.local import LocalExecutor, default_workers
+from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
+from ocrwatch.daemon.recovery import recover
+from ocrwatch.daemon.spool import Spool
+from ocrwatch.daemon.systemd import Notifier
+from ocrwatch.daemon.watch import Watcher
+from ocrwatch.exceptions import ConfigError
+from ocrwatch.fsutil import display
+from ocrwatch.outputs import sidecar_path
+from ocrwatch.retry import Category
+
+__all__ = ["Coordinator", "run"]
+
+log = structlog.get_logger()
+
+_TICK = 0.2
+_STATUS_EVERY = 2.0
+_HEARTBEAT_EVERY = 10.0
+#: Journal states in which a job waits for the coordinator (an attempt or a move).
+_WAITING = frozenset({State.CLAIMED, State.RETRY, State.WRITTEN, State.REJECTED})
+
+
+def run(settings: Settings) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
+
+    Raises ConfigError (exit code 3) for an unsafe or unusable folder layout, or a journal
+    that cannot be opened or written at start.
+    """
+    layout = resolve_layout(settings)
+    check_layout(layout)
+    mounts = Mounts(layout)
+    mounts.claim()
+    journal = _open_journal(layout.state_dir / JOURNAL_NAME)
+    try:
+        instance = journal.instance_id()
+    except sqlite3.Error as exc:
+        journal.close()
+        raise ConfigError(f"cannot write the journal in {layout.state_dir} ({exc})") from exc
+    executor = LocalExecutor(
+        settings, size=settings.workers or default_workers(), timeout=settings.file_timeout
+    )
+    coordinator = Coordinator(
+        settings,
+        layout=layout,
+        mounts=mounts,
+        journal=journal,
+        instance=instance,
+        executor=executor,
+        notifier=Notifier.from_env(),
+    )
+    return coordinator.run()
+
+
+def _open_journal(path: Path) -> Journal:
+    try:
+        return Journal(path)
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"cannot open the journal {path} ({exc}); if the disk is full, free space; if it "
+            "is damaged, move it away: files already claimed are found again in the work area"
+        ) from exc
+
+
+@dataclass(slots=True)
+class _Timers:
+    rescan: float
+    status: float = 0.0
+    watchdog: float = 0.0
+    heartbeat: float = 0.0
+
+
+class Coordinator:
+    """The running daemon; build with :func:`run`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        layout: Layout,
+        mounts: Mounts,
+        journal: Journal,
+        instance: str,
+        executor: Executor,
+        notifier: Notifier,
+    ) -> None:
+        """Wire the stages (nothing starts until :meth:`run`)."""
+        self.settings = settings
+        self.layout = layout
+        self.mounts = mounts
+        self.journal = journal
+        self.instance = instance
+        self.executor = executor
+        self.notifier = notifier
+        self.spool = Spool(layout, instance_id=instance)
+        self.disposition = Disposition(
+            settings=settings, layout=layout, journal=journal, spool=self.spool, mounts=mounts
+        )
+        self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
+        self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
+        self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._rescan = threading.Event()
+        self._stop = threading.Event()
+        self._signals: deque[int] = deque()
+        self.watcher = Watcher(
+            layout.inbox,
+            mode=settings.watch_mode,
+            poll_interval=settings.poll_interval,
+            on_path=self._events.put,
+            on_overflow=self._overflow,
+        )
+
+    # --- life cycle ------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, loop until asked to stop, drain, and return 0."""
+        log.info(
+            "daemon.starting",
+            version=__version__,
+            pid=os.getpid(),
+            instance=self.instance,
+            inbox=display(self.layout.inbox),
+            outbox=display(self.layout.outbox),
+            archive=display(self.layout.archive),
+            quarantine=display(self.layout.quarantine),
+            state_dir=display(self.layout.state_dir),
+            settings=self.settings.masked(),
+        )
+        old_handlers = self._install_signals()
+        try:
+            self.executor.start()
+            self._sweep()
+            self.spool.heartbeat()
+            self._recover()
+            self.watcher.start()
+            self.intake.full_scan("startup")
+            self.notifier.ready()
+            log.info("daemon.ready", watch_mode=self.watcher.mode.value, why=self.watcher.reason)
+            self._loop()
+            self._drain()
+        finally:
+            self.watcher.stop()
+            self.executor.close()
+            self.journal.close()
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler)
+        log.info(
+            "daemon.stopped",
+            done=self.disposition.done,
+            quarantined=self.disposition.quarantined,
+        )
+        return 0
+
+    def _sweep(self) -> None:
+        """Remove temporary files that killed writers left (never a live writer's)."""
+        every = {self.layout.outbox, self.layout.archive, self.layout.quarantine}
+        every.add(self.layout.work_root)
+        roots = [r for r in every if not any(o in r.parents for o in every)]
+        older = self.settings.file_timeout + 60.0
+        removed = sum(fsutil.sweep_temp(r, older_than=older) for r in roots if r.is_dir())
+        if removed:
+            log.info("outbox.swept", temporary_files=removed)
+
+    def _install_signals(self) -> dict[int, Any]:
+        old: dict[int, Any] = {}
+
+        # Handlers only set flags: the loop logs and acts (no logging inside a handler).
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            self._signals.append(signum)
+            self._stop.set()
+
+        def hup(signum: int, _frame: FrameType | None) -> None:
+            self._signals.append(signum)
+
+        for signum, handler in (
+            (signal.SIGTERM, stop),
+            (signal.SIGINT, stop),
+            (signal.SIGHUP, hup),
+        ):
+            old[signum] = signal.signal(signum, handler)
+        return old
+
+    def _overflow(self) -> None:
+        log.warning("watch.overflow", detail="kernel dropped events; rescanning the inbox")
+        self._rescan.set()
+
+    def _recover(self) -> None:
+        """Redo the first unfinished step of every job left by an earlier run (or a peer)."""
+        self.spool.adopt_dead_peers(lease=self.settings.peer_lease)
+        plan = recover(self.journal, self.spool, after_success=self.settings.after_success)
+        for key, job_id in plan.rediscover:
+            self.intake.rediscover(key, job_id)
+        for job_id in plan.finish:
+            if (job := self.journal.get(job_id)) is not None:
+                self.disposition.resume(job)
+        waiting = set(self.ready)
+        self.ready.extend(j for j in plan.ready if j not in waiting)
+        for at, job_id in plan.retries:
+            self.disposition.later(job_id, at=at)
+        for job_id in plan.closed:
+            if (job := self.journal.get(job_id)) is not None:
+                self.disposition.recovered(job)
+        if plan.resumed:
+            log.info("daemon.recovered", jobs=plan.resumed)
+
+    # --- the loop ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        now = time.monotonic()
+        timers = _Timers(rescan=now + (self.settings.rescan_interval or float("inf")))
+        while not self._stop.is_set():
+            self._log_signals()
+            with self._guard("mounts"):
+                self._check_mounts()
+            if self.mounts.inbox_ok:
+                with self._guard("intake"):
+                    self._intake(timers)
+            with self._guard("dispatch"):
+                self._due_retries()
+                if self.mounts.ok:
+                    self._dispatch()
+            for result in self.executor.collect(_TICK):
+                with self._guard("result"):
+                    self._handle(result)
+            self._tick(timers)
+
+    def _intake(self, timers: _Timers) -> None:
+        self._drain_events()
+        self.intake.retry_unjournaled()
+        now = time.monotonic()
+        if self._rescan.is_set() or now >= timers.rescan:
+            why = "overflow" if self._rescan.is_set() else "periodic"
+            self._rescan.clear()
+            self.intake.full_scan(why)
+            if self.settings.rescan_interval:
+                timers.rescan = now + self.settings.rescan_interval
+            self._adopt()
+        if not self.watcher.alive():
+            self.watcher.restart()
+            self._rescan.set()
+        self._reject(self.intake.check_gate())
+
+    def _tick(self, timers: _Timers) -> None:
+        now = time.monotonic()
+        interval = self.notifier.watchdog_interval
+        if interval is not None and now >= timers.watchdog:
+            self.notifier.watchdog()
+            timers.watchdog = now + interval
+        if now >= timers.status:
+            self.notifier.status(self._status_text())
+            timers.status = now + _STATUS_EVERY
+        if now >= timers.heartbeat and self.mounts.inbox_ok:
+            with self._guard("heartbeat"):
+                self.spool.heartbeat()
+            timers.heartbeat = now + _HEARTBEAT_EVERY
+
+    def _log_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            if signum == signal.SIGHUP:
+                # Settings come from flags, env and files the CLI merged; reloading half of
+                # them would be worse than none. A restart is cheap: claimed work resumes.
+                log.warning("daemon.reload_ignored", detail="restart the service to apply")
+            else:
+                log.info("daemon.stop_requested", signal=signal.Signals(signum).name)
+
+    @contextlib.contextmanager
+    def _guard(self, stage: str) -> Iterator[None]:
+        """Log and survive a bug in one stage: one file must never stop the daemon."""
+        try:
+            yield
+        except Exception:
+            log.exception("daemon.internal_error", stage=stage)
+            time.sleep(_TICK)  # a persistent bug must not turn into a busy loop
+
+    def _drain(self) -> None:
+        """Stop intake; let in-flight tasks finish within stop_timeout; leave the rest claimed."""
+        self._log_signals()
+        self.notifier.stopping()
+        self.watcher.stop()
+        deadline = time.monotonic() + self.settings.stop_timeout
+        in_flight = self.executor.in_flight
+        log.info(
+            "daemon.draining",
+            recognizing=sum(isinstance(t, RecognizeTask) for t in in_flight),
+            probing=sum(isinstance(t, ProbeTask) for t in in_flight),
+            waiting=len(self.ready),
+            timeout=self.settings.stop_timeout,
+        )
+        extended = 0.0
+        while self.executor.in_flight and time.monotonic() < deadline:
+            now = time.monotonic()
+            if now >= extended:
+                with contextlib.suppress(ValueError):
+                    self.notifier.extend_timeout(max(deadline - now, 0.0) + 10.0)
+                if self.notifier.watchdog_interval is not None:
+                    self.notifier.watchdog()  # draining is progress too
+                extended = now + min(5.0, self.notifier.watchdog_interval or 5.0)
+            for result in self.executor.collect(_TICK):
+                with self._guard("result"):
+                    self._handle(result, stopping=True)
+        left = [display(t.relpath) for t in self.executor.in_flight]
+        if left:
+            log.warning("daemon.stop_timeout", left_claimed=left, detail="resumed at next start")
+
+    def _status_text(self) -> str:
+        paused = "" if self.mounts.ok and self.intake.journal_ok else "PAUSED; "
+        return (
+            f"{paused}{len(self.ready)} queued, {len(self.executor.in_flight)} in flight, "
+            f"{len(self.intake.gate)} settling, "
+            f"{self.disposition.done} done, {self.disposition.quarantined} quarantined; "
+            f"watching {self.watcher.mode.value}"
+        )
+
+    # --- watching -------------------------------------------------------------------------------
+    def _drain_events(self) -> None:
+        for _ in range(10_000):
+            try:
+                path = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self.intake.seen(path)
+
+    def _check_mounts(self) -> None:
+        inbox_back, _outbox_back = self.mounts.refresh()
+        if inbox_back:
+            # The old inotify watch died with the old mount: watch the new one, look at once.
+            self.watcher.restart()
+            self._rescan.set()
+            self._recover()
+
+    def _adopt(self) -> None:
+        if self.spool.adopt_dead_peers(lease=self.settings.peer_lease):
+            self._recover()
+
+    # --- dispatch ---------------------------------------------------------------------------------
+    def _due_retries(self) -> None:
+        room = self.settings.queue_size - len(self.ready)
+        self.ready.extend(self.disposition.due(now=time.time(), limit=room))
+
+    def _dispatch(self) -> None:
+        while self.executor.capacity > 0:
+            if self.ready:
+                job = self.journal.get(self.ready.popleft())
+                if job is not None and job.work_path is not None:
+                    self._start(job)
+            elif len(self.ready) < self.settings.queue_size and (probe := self.intake.next_probe()):
+                self.executor.submit(probe)
+            else:
+                return
+
+    def _start(self, job: Job) -> None:
+        if job.state not in _WAITING or any(
+            t.job_id == job.job_id for t in self.executor.in_flight
+        ):
+            return  # finished meanwhile, or already on its way (queued twice after a resume)
+        if job.state in (State.WRITTEN, State.REJECTED):
+            self.disposition.resume(job)  # the decision is durable: only the move is left
+            return
+        in_flight = {t.sha256 for t in self.executor.in_flight if isinstance(t, RecognizeTask)}
+        admitted = self.disposition.admit(job, in_flight_sha256={s for s in in_flight if s})
+        if admitted is None:
+            return
+        out_txt = sidecar_path(Path(admitted.relpath), out_dir=self.layout.outbox)
+        self.executor.submit(
+            RecognizeTask(
+                job_id=admitted.job_id,
+                relpath=admitted.relpath,
+                path=str(admitted.work_path),
+                attempt=admitted.attempts + 1,
+                out_txt=str(out_txt),
+                sha256=admitted.sha256,
+                coordinator=self.instance,
+                outbox_marker=str(self.layout.outbox_marker),
+                volume_id=self.mounts.outbox.volume_id,
+            )
+        )
+
+    def _reject(self, rejections: list[Rejection]) -> None:
+        for r in rejections:
+            self.disposition.quarantine(
+                r.job, reason=r.reason, message=r.message, attempts=r.attempts
+            )
+
+    # --- answers from the executor ---------------------------------------------------------
+    def _handle(self, result: Result, *, stopping: bool = False) -> None:
+        failure = result.failure
+        task = result.task
+        if failure is not None and failure.category is Category.REQUEUED:
+            # Queued behind a task that crashed its worker: not this file's fault.
+            if isinstance(task, ProbeTask):
+                self.intake.unprobe(task.relpath)
+            elif not stopping:
+                self.ready.appendleft(task.job_id)
+            return
+        if isinstance(task, ProbeTask):
+            if stopping:
+                self.intake.unprobe(task.relpath)
+                return
+            answer = self.intake.probe_answered(result)
+            if isinstance(answer, Rejection):
+                self._reject([answer])
+            elif answer is not None:
+                self.ready.append(answer.job_id)
+            return
+        job = self.journal.get(task.job_id)
+        if job is None or job.state not in (State.CLAIMED, State.RETRY):
+            log.warning("result.dropped", job_id=task.job_id, detail="job not waiting for it")
+        elif failure is not None:
+            self.disposition.failed(job, failure, seconds=result.seconds)
+        else:
+            assert isinstance(result.outcome, Written)
+            self.disposition.written(job, result.outcome, seconds=result.seconds)

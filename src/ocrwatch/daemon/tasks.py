@@ -1,0 +1,136 @@
+"""The worker's side of a task: probe, or recognize and write; failures classified here.
+
+Runs wherever recognition runs (a local worker process now, a remote worker later): it
+takes a task message and returns its :class:`~ocrwatch.daemon.messages.Result`, never
+raising. This is the boundary where exceptions become categories.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocrwatch.daemon.messages import (
+    Failure,
+    ProbeReport,
+    ProbeTask,
+    RecognizeTask,
+    Result,
+    Task,
+    Written,
+)
+from ocrwatch.exceptions import (
+    ENVIRONMENT_ERRNOS,
+    ConfigError,
+    CorruptFileError,
+    DependencyError,
+    EmptyFileError,
+    InputError,
+    OutputError,
+    PermanentEngineError,
+    TransientEngineError,
+    TransientOutputError,
+    UnsupportedFormatError,
+)
+from ocrwatch.fsutil import NAME_ERRNOS
+from ocrwatch.retry import Category
+
+if TYPE_CHECKING:
+    from ocrwatch.config import Settings
+    from ocrwatch.engines import EngineCache
+
+__all__ = ["classify", "execute"]
+
+
+def classify(exc: BaseException, *, probing: bool = False) -> tuple[Category, str]:
+    """Return (category, reason code) for an exception raised by a task.
+
+    While probing, a file that does not decode yet may still be being written (a scanner
+    that pre-allocates zeros, or pauses): that is INCOMPLETE, retried for a bounded time.
+    """
+    incomplete = CorruptFileError | EmptyFileError | UnsupportedFormatError
+    if probing and isinstance(exc, incomplete):
+        return Category.INCOMPLETE, exc.reason
+    if isinstance(exc, InputError | PermanentEngineError):
+        return Category.PERMANENT, exc.reason
+    if isinstance(exc, TransientOutputError | DependencyError | ConfigError):
+        return Category.ENVIRONMENT, exc.reason
+    if isinstance(exc, TransientEngineError):
+        return Category.TRANSIENT, exc.reason
+    if isinstance(exc, OutputError):
+        return Category.PERMANENT, exc.reason
+    if isinstance(exc, OSError):
+        name = errno.errorcode.get(exc.errno or 0, "error").lower()
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            return Category.ENVIRONMENT, f"os_{name}"
+        if exc.errno in NAME_ERRNOS:  # waiting never fixes a name
+            return Category.PERMANENT, f"os_{name}"
+        return Category.TRANSIENT, f"os_{name}"
+    if isinstance(exc, MemoryError):
+        return Category.CRASH, "out_of_memory"
+    return Category.BUG, "internal_error"
+
+
+def execute(task: Task, *, settings: Settings, engines: EngineCache) -> Result:
+    """Run ``task`` and return its result (failures included: this never raises)."""
+    started = time.perf_counter()
+    try:
+        if isinstance(task, ProbeTask):
+            outcome: ProbeReport | Written | Failure = _probe(task, settings)
+        else:
+            outcome = _recognize(task, settings, engines)
+    except Exception as exc:
+        category, reason = classify(exc, probing=isinstance(task, ProbeTask))
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        if category is Category.BUG:
+            message += "\n" + "".join(traceback.format_exception(exc)[-3:])
+        outcome = Failure(category, reason, str(message))
+    return Result(task, outcome, seconds=time.perf_counter() - started)
+
+
+def _probe(task: ProbeTask, settings: Settings) -> ProbeReport:
+    from ocrwatch import documents
+
+    info = documents.probe(Path(task.path), settings=settings)
+    return ProbeReport(
+        sha256=info.sha256, size=info.size, format=str(info.format), pages=info.page_count
+    )
+
+
+def _recognize(task: RecognizeTask, settings: Settings, engines: EngineCache) -> Written:
+    from ocrwatch import outputs, pipeline
+
+    _check_outbox(task)
+    result = pipeline.recognize_file(Path(task.path), settings=settings, engines=engines)
+    _check_outbox(task)
+    extra = {"job": {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}}
+    paths = outputs.write_outputs(
+        result, txt_path=Path(task.out_txt), source_id=task.relpath, extra=extra
+    )
+    return Written(
+        sha256=result.source.sha256,
+        size=result.source.size,
+        pages=len(result.pages),
+        engines=tuple(sorted(result.engines.items())),
+        mode=str(result.mode),
+        attempts=result.attempts,
+        txt=str(paths.txt),
+        manifest=str(paths.manifest),
+    )
+
+
+def _check_outbox(task: RecognizeTask) -> None:
+    """Refuse to write while the outbox share is away (its mount point would take the files)."""
+    if not task.outbox_marker or not task.volume_id:
+        return
+    try:
+        found = Path(task.outbox_marker).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        found = ""
+    if found != task.volume_id:
+        raise TransientOutputError(
+            "the outbox is unavailable (share unmounted?)", path=task.out_txt
+        )

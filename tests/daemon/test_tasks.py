@@ -1,0 +1,128 @@
+"""The worker's side: failures classified at the boundary; messages as JSON; the pool."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from imaging import render_lines, save
+from ocrwatch.config import load_settings
+from ocrwatch.daemon import messages
+from ocrwatch.daemon.local import LocalExecutor
+from ocrwatch.daemon.messages import Failure, ProbeReport, ProbeTask, RecognizeTask, Result, Written
+from ocrwatch.daemon.tasks import classify
+from ocrwatch.exceptions import (
+    CorruptFileError,
+    EmptyFileError,
+    EncryptedPdfError,
+    OutputError,
+    TransientEngineError,
+    TransientOutputError,
+    UnsupportedFormatError,
+)
+from ocrwatch.retry import Category
+
+
+class TestClassify:
+    """Exceptions become categories in one place."""
+
+    @pytest.mark.parametrize(
+        "exc", [CorruptFileError("x"), EmptyFileError("x"), UnsupportedFormatError("x")]
+    )
+    def test_undecodable_while_probing_is_incomplete(self, exc: Exception) -> None:
+        """While probing, a file that does not decode may still be being written."""
+        assert classify(exc, probing=True)[0] is Category.INCOMPLETE
+        assert classify(exc)[0] is Category.PERMANENT
+
+    @pytest.mark.parametrize(
+        ("exc", "category"),
+        [
+            (EncryptedPdfError("x"), Category.PERMANENT),
+            (TransientEngineError("503"), Category.TRANSIENT),
+            (TransientOutputError("full"), Category.ENVIRONMENT),
+            (OutputError("name"), Category.PERMANENT),
+            (OSError(errno.ENOSPC, "full"), Category.ENVIRONMENT),
+            (OSError(errno.ENAMETOOLONG, "long"), Category.PERMANENT),
+            (OSError(errno.EILSEQ, "bytes"), Category.PERMANENT),
+            (OSError(errno.ENOENT, "gone"), Category.TRANSIENT),
+            (MemoryError(), Category.CRASH),
+            (ValueError("bug"), Category.BUG),
+        ],
+    )
+    def test_categories(self, exc: BaseException, category: Category) -> None:
+        """Waiting helps environment and transient errors; nothing helps a name or a bad file."""
+        assert classify(exc, probing=True)[0] is category
+
+
+class TestMessages:
+    """Every message survives JSON, odd names included; other versions are refused."""
+
+    def test_round_trip(self) -> None:
+        """Tasks and results come back equal, surrogate-escaped names too."""
+        odd = os.fsdecode(b"caf\xe9.png")
+        task = RecognizeTask("j", odd, "/w/" + odd, 2, "/o/x.txt", None, "inst", "/o/.v", "id")
+        cases: list[messages.Message] = [
+            ProbeTask("j", odd, "/in/" + odd),
+            task,
+            Result(task, Written("s", 1, 2, (("paddle", "3"),), "handwritten", 1, "t", "m"), 1.5),
+            Result(task, Failure(Category.CRASH, "engine_crash", "died")),
+            Result(ProbeTask("j", "a", "/a"), ProbeReport("s", 1, "png", 1)),
+        ]
+        for message in cases:
+            text = messages.dumps(message)
+            text.encode("ascii")  # travels as ASCII
+            assert messages.loads(text) == message
+
+    def test_refuses_other_versions_and_garbage(self) -> None:
+        """A message of another version or shape is a ValueError, not a crash later."""
+        text = messages.dumps(ProbeTask("j", "a", "/a")).replace('"v":1', '"v":2')
+        with pytest.raises(ValueError, match="version 2"):
+            messages.loads(text)
+        with pytest.raises(ValueError):
+            messages.loads(b"not json")
+        with pytest.raises(ValueError):
+            messages.loads('{"v":1,"message":{"type":"Nope"}}')
+
+
+class TestLocalExecutor:
+    """The process pool honours the executor contract with real worker processes."""
+
+    def test_probe_crash_and_cancel(self, tmp_path: Path) -> None:
+        """A probe answers; a killed worker's task comes back as a CRASH; cancel drops one."""
+        settings = load_settings(overrides={"engine": "tesseract"})
+        image = save(render_lines(["hello"], size=24), tmp_path / "a.png")
+        pool = LocalExecutor(settings, size=1, timeout=60)
+        pool.start()
+        try:
+            pool.submit(ProbeTask("j1", "a.png", str(image)))
+            results = collect(pool, 1)
+            assert isinstance(results[0].outcome, ProbeReport) and results[0].outcome.pages == 1
+            pool.submit(ProbeTask("j2", "a.png", str(image)))
+            pool.submit(ProbeTask("j3", "a.png", str(image)))
+            assert pool.capacity == 0 and len(pool.in_flight) == 2
+            assert pool.cancel("j2")
+            (requeued,) = collect(pool, 1)
+            assert requeued.task.job_id == "j3" and requeued.failure is not None
+            assert requeued.failure.category is Category.REQUEUED
+            pool.submit(ProbeTask("j4", "a.png", str(image)))
+            for child in psutil.Process().children():
+                if "spawn_main" in " ".join(child.cmdline()):
+                    child.kill()
+            (crashed,) = collect(pool, 1)
+            assert crashed.failure is not None and crashed.failure.category is Category.CRASH
+        finally:
+            pool.close()
+
+
+def collect(pool: LocalExecutor, n: int, timeout: float = 60) -> list[Result]:
+    results: list[Result] = []
+    deadline = time.monotonic() + timeout
+    while len(results) < n and time.monotonic() < deadline:
+        results += pool.collect(0.2)
+    assert len(results) == n, results
+    return results
