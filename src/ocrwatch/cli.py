@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _recognition(run)
     _common(run)
 
+    _worker_parser(sub)
     status = sub.add_parser("status", help="show the journal: counts, backlog, failures")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--state-dir", type=Path)
@@ -102,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--quarantine", type=Path)
     _common(status)
     return parser
+
+
+def _worker_parser(sub: Any) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="recognize for a coordinator on another host (executor = celery)",
+        description="A Celery worker: takes tasks from [celery] broker_url, recognizes, writes "
+        "the outputs on the shared outbox, answers the coordinator.",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, help="worker processes (default: from CPUs and memory)"
+    )
+    _recognition(worker)
+    _common(worker)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ocrwatch.daemon.coordinator import run
 
             return run(settings)
+        if args.command == "worker":
+            _setup_logging(settings, stream=sys.stdout)
+            from ocrwatch.daemon.broker import run_worker
+            from ocrwatch.daemon.local import default_workers
+
+            return run_worker(settings, concurrency=args.concurrency or default_workers())
         if args.command == "status":
             _setup_logging(settings, stream=_Stderr())
             from ocrwatch.daemon.status import report

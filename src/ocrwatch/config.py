@@ -83,6 +83,13 @@ class WatchMode(StrEnum):
     POLLING = "polling"
 
 
+class ExecutorKind(StrEnum):
+    """Where recognition runs for the daemon."""
+
+    LOCAL = "local"  # worker processes on this host
+    CELERY = "celery"  # ocrwatch worker processes on any host, through a Celery broker
+
+
 class AfterSuccess(StrEnum):
     """What the daemon does with an original once its outputs are durable."""
 
@@ -221,6 +228,43 @@ class AsposeSettings(BaseModel):
         return v
 
 
+class CelerySettings(BaseModel):
+    """The Celery executor: broker, queue, leases (``executor = "celery"``)."""
+
+    model_config = {"extra": "forbid"}
+
+    broker_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"),
+        description="Broker URL: redis://host:6379/0 or amqp://user:pass@host// (RabbitMQ).",
+    )
+    result_backend: SecretStr | None = Field(
+        None,
+        description="Where answers and heartbeats are kept (a Redis URL); default: the broker "
+        "URL when it is Redis.",
+    )
+    queue: str = Field("ocrwatch", min_length=1, description="Queue the workers consume.")
+    lease: float = Field(
+        60.0,
+        ge=5,
+        le=3600,
+        description="A started task with no heartbeat or answer for this long is sent again.",
+    )
+    heartbeat: float = Field(
+        5.0, gt=0, le=600, description="Seconds between a worker's heartbeats for its task."
+    )
+    max_in_flight: int = Field(
+        64, ge=1, le=100_000, description="Most tasks sent and not answered at once."
+    )
+    pages_per_task: int = Field(
+        10, ge=1, le=10_000, description="A PDF with more pages is split into page ranges."
+    )
+    path_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Coordinator path prefix -> this host's path prefix (mount points that "
+        'differ), e.g. {"/srv/scans" = "/mnt/scans"}; set on the workers.',
+    )
+
+
 class RetrySettings(BaseModel):
     """Both retry layers (see ocrwatch.retry): per engine call, and per file across attempts."""
 
@@ -299,6 +343,17 @@ class Settings(BaseSettings):
     paddle: PaddleSettings = Field(default_factory=PaddleSettings)
     aspose: AsposeSettings = Field(default_factory=AsposeSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    executor: ExecutorKind = Field(
+        ExecutorKind.LOCAL, description="local (worker processes here) or celery (many hosts)."
+    )
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics over HTTP on this port (off when unset).",
+    )
+    metrics_address: str = Field("127.0.0.1", description="Address the metrics server binds.")
 
     # --- logging -----------------------------------------------------------------------------
     log_level: str = Field("info", description="debug, info, warning or error.")

@@ -203,19 +203,26 @@ def probe(path: Path | str, *, settings: Settings) -> SourceInfo:
 
 
 def load_pages(
-    path: Path | str, *, settings: Settings, info: SourceInfo | None = None
+    path: Path | str,
+    *,
+    settings: Settings,
+    info: SourceInfo | None = None,
+    pages: tuple[int, int] | None = None,
 ) -> Iterator[Page]:
     """Yield the document's pages one at a time (lazily); probe first unless ``info`` is given.
 
-    Raises the same errors as :func:`probe`, at the page where the problem shows.
+    ``pages`` (first, last; 1-based, inclusive) limits the pages read. Raises the same
+    errors as :func:`probe`, at the page where the problem shows.
     """
     path = Path(path)
     if info is None:
         info = probe(path, settings=settings)
+    first, last = pages or (1, info.page_count)
+    numbers = range(max(first, 1), min(last, info.page_count) + 1)
     if info.format == DocumentFormat.PDF:
-        yield from _pdf_pages(path, info=info, settings=settings)
+        yield from _pdf_pages(path, numbers=numbers, settings=settings)
     else:
-        yield from _image_pages(path, info=info, settings=settings)
+        yield from _image_pages(path, numbers=numbers, settings=settings)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -347,12 +354,12 @@ def _probe_image(path: Path, *, head: bytes, settings: Settings) -> tuple[Docume
     return fmt, count
 
 
-def _image_pages(path: Path, *, info: SourceInfo, settings: Settings) -> Iterator[Page]:
+def _image_pages(path: Path, *, numbers: range, settings: Settings) -> Iterator[Page]:
     with _pillow_limits(settings.max_pixels):
         image = _open_image(path, head=b"", settings=settings)
     with image:
-        for index in range(info.page_count):
-            number = index + 1
+        for number in numbers:
+            index = number - 1
             # The lock is held per frame, never across a yield.
             with (
                 _pillow_limits(settings.max_pixels),
@@ -612,10 +619,10 @@ def _probe_pdf(path: Path, *, tail: bytes, settings: Settings) -> int:
     return pages
 
 
-def _pdf_pages(path: Path, *, info: SourceInfo, settings: Settings) -> Iterator[Page]:
+def _pdf_pages(path: Path, *, numbers: range, settings: Settings) -> Iterator[Page]:
     _require_poppler()
     dpi = settings.pdf_dpi
-    for number in range(1, info.page_count + 1):
+    for number in numbers:
         with (
             _pillow_limits(settings.max_pixels),
             _decoding(path, max_pixels=settings.max_pixels, page=number),

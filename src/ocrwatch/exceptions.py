@@ -18,8 +18,9 @@ The tree::
     └── OutputError                exit 7  a sidecar could not be written
         └── TransientOutputError           (disk full, share gone): retried
 
-The CLI turns these into exit codes in one place (``cli.main``); the daemon turns them into
-retry (``is_transient``) or quarantine decisions. ``InterruptedError`` from a signal maps to 130.
+The CLI turns these into exit codes in one place (``cli.main``); the daemon's worker side
+turns them into retry or quarantine categories in one place (``daemon.tasks.classify``).
+``InterruptedError`` from a signal maps to 130.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ __all__ = [
     "TransientEngineError",
     "TransientOutputError",
     "UnsupportedFormatError",
-    "is_transient",
 ]
 
 
@@ -206,8 +206,3 @@ ENVIRONMENT_ERRNOS = frozenset(
         errno.EROFS,
     }
 )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Return True when retrying the same file later may succeed."""
-    return isinstance(exc, TransientEngineError | TransientOutputError)

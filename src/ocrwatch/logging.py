@@ -73,6 +73,7 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    logging.captureWarnings(True)  # library warnings as log lines, not bare console text
     # Chatty libraries: keep their warnings, drop their info chatter.
     for name in ("RapidOCR", "rapidocr", "urllib3", "PIL", "watchdog"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))

@@ -204,10 +204,12 @@ def recognize_file(
     settings: Settings,
     engines: EngineCache,
     on_page: Callable[[PageRecord], None] | None = None,
+    pages: tuple[int, int] | None = None,
 ) -> DocumentResult:
     """Recognize every page of the image or PDF at ``path``; the file is only read.
 
-    ``on_page`` is called after each page (progress reporting, watchdog pings).
+    ``on_page`` is called after each page (progress reporting, watchdog pings); ``pages``
+    (first, last; inclusive) limits the pages read.
     Raises InputError subclasses for bad files, EngineError subclasses when recognition
     fails (after retries for transient ones), ConfigError/DependencyError for an unusable
     engine or language, OSError when the file cannot be read.
@@ -225,7 +227,8 @@ def recognize_file(
     needed = check_engines(settings, engines)
 
     records: list[PageRecord] = []
-    if forced is not None and forced.capabilities.native_pdf and info.format == "pdf":
+    whole = pages is None or pages == (1, info.page_count)
+    if forced is not None and forced.capabilities.native_pdf and info.format == "pdf" and whole:
         for record in _native_pdf_pages(forced, info, settings=settings, timer=timer):
             records.append(record)
             if on_page:
@@ -233,7 +236,7 @@ def recognize_file(
     else:
         t_load = 0.0
         t0 = time.perf_counter()
-        for page in documents.load_pages(path, settings=settings, info=info):
+        for page in documents.load_pages(path, settings=settings, info=info, pages=pages):
             t_load += time.perf_counter() - t0
             record = _read_page(page, settings=settings, engines=engines, timer=timer)
             records.append(record)

@@ -27,16 +27,18 @@ import structlog
 
 from ocrwatch import fsutil
 from ocrwatch._version import __version__
-from ocrwatch.config import Settings
-from ocrwatch.daemon.disposition import Disposition
+from ocrwatch.config import ExecutorKind, Settings
+from ocrwatch.daemon.disposition import Disposition, DocumentLine
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.intake import Intake, Rejection
 from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State
 from ocrwatch.daemon.layout import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.local import LocalExecutor, default_workers
 from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
+from ocrwatch.daemon.metrics import Metrics
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
+from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
@@ -71,19 +73,43 @@ def run(settings: Settings) -> int:
     except sqlite3.Error as exc:
         journal.close()
         raise ConfigError(f"cannot write the journal in {layout.state_dir} ({exc})") from exc
-    executor = LocalExecutor(
-        settings, size=settings.workers or default_workers(), timeout=settings.file_timeout
-    )
+    metrics = Metrics() if settings.metrics_port else None
     coordinator = Coordinator(
         settings,
         layout=layout,
         mounts=mounts,
         journal=journal,
         instance=instance,
-        executor=executor,
+        executor=make_executor(settings),
         notifier=Notifier.from_env(),
+        metrics=metrics,
     )
+    if metrics is not None and settings.metrics_port is not None:
+        try:
+            metrics.serve(settings.metrics_port, settings.metrics_address)
+        except OSError as exc:
+            journal.close()
+            raise ConfigError(f"metrics_port {settings.metrics_port}: {exc.strerror}") from exc
     return coordinator.run()
+
+
+def make_executor(settings: Settings) -> Executor:
+    """Return the executor ``settings.executor`` names."""
+    if settings.executor is ExecutorKind.CELERY:
+        from ocrwatch.daemon.remote import CeleryExecutor
+
+        return CeleryExecutor(settings)
+    size = settings.workers or default_workers()
+    return LocalExecutor(settings, size=size, timeout=settings.file_timeout)
+
+
+def _native_pdf(settings: Settings) -> bool:
+    """Return True when the forced engine reads whole PDFs itself (no page ranges then)."""
+    if not settings.engine:
+        return False
+    from ocrwatch.engines import engine_class
+
+    return bool(engine_class(settings.engine).capabilities.native_pdf)
 
 
 def _open_journal(path: Path) -> Journal:
@@ -117,6 +143,7 @@ class Coordinator:
         instance: str,
         executor: Executor,
         notifier: Notifier,
+        metrics: Metrics | None = None,
     ) -> None:
         """Wire the stages (nothing starts until :meth:`run`)."""
         self.settings = settings
@@ -127,9 +154,17 @@ class Coordinator:
         self.executor = executor
         self.notifier = notifier
         self.spool = Spool(layout, instance_id=instance)
+        self.metrics = metrics
         self.disposition = Disposition(
-            settings=settings, layout=layout, journal=journal, spool=self.spool, mounts=mounts
+            settings=settings,
+            layout=layout,
+            journal=journal,
+            spool=self.spool,
+            mounts=mounts,
+            observer=self._observe,
         )
+        self.stitcher = Stitcher(settings)
+        self.split = settings.executor is ExecutorKind.CELERY and not _native_pdf(settings)
         self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
@@ -213,6 +248,10 @@ class Coordinator:
             old[signum] = signal.signal(signum, handler)
         return old
 
+    def _observe(self, event: str, line: DocumentLine) -> None:
+        if self.metrics is not None:
+            self.metrics.document(event, line.outcome, line.reason, line.duration_s)
+
     def _overflow(self) -> None:
         log.warning("watch.overflow", detail="kernel dropped events; rescanning the inbox")
         self._rescan.set()
@@ -281,10 +320,23 @@ class Coordinator:
         if now >= timers.status:
             self.notifier.status(self._status_text())
             timers.status = now + _STATUS_EVERY
+            with self._guard("workers"):
+                self._workers()
         if now >= timers.heartbeat and self.mounts.inbox_ok:
             with self._guard("heartbeat"):
                 self.spool.heartbeat()
             timers.heartbeat = now + _HEARTBEAT_EVERY
+
+    def _workers(self) -> None:
+        """Journal the workers seen (for status) and refresh the metrics' gauges."""
+        seen = getattr(self.executor, "workers", {})
+        for name, at in seen.items():
+            self.journal.worker_seen(name, at)
+        if self.metrics is not None:
+            workers = self.journal.workers()
+            self.metrics.refresh(
+                self.journal, in_flight=len(self.executor.in_flight), workers=workers
+            )
 
     def _log_signals(self) -> None:
         while self._signals:
@@ -394,19 +446,25 @@ class Coordinator:
         if admitted is None:
             return
         out_txt = sidecar_path(Path(admitted.relpath), out_dir=self.layout.outbox)
-        self.executor.submit(
-            RecognizeTask(
-                job_id=admitted.job_id,
-                relpath=admitted.relpath,
-                path=str(admitted.work_path),
-                attempt=admitted.attempts + 1,
-                out_txt=str(out_txt),
-                sha256=admitted.sha256,
-                coordinator=self.instance,
-                outbox_marker=str(self.layout.outbox_marker),
-                volume_id=self.mounts.outbox.volume_id,
-            )
+        task = RecognizeTask(
+            job_id=admitted.job_id,
+            relpath=admitted.relpath,
+            path=str(admitted.work_path),
+            attempt=admitted.attempts + 1,
+            out_txt=str(out_txt),
+            sha256=admitted.sha256,
+            coordinator=self.instance,
+            outbox_marker=str(self.layout.outbox_marker),
+            volume_id=self.mounts.outbox.volume_id,
         )
+        parts = [task]
+        if self.split and admitted.pages:
+            per_task = self.settings.celery.pages_per_task
+            parts = split(task, pages=admitted.pages, per_task=per_task)
+        if len(parts) > 1:
+            self.stitcher.expect(task.job_id, len(parts))
+        for part in parts:
+            self.executor.submit(part)
 
     def _reject(self, rejections: list[Rejection]) -> None:
         for r in rejections:
@@ -414,15 +472,23 @@ class Coordinator:
                 r.job, reason=r.reason, message=r.message, attempts=r.attempts
             )
 
+    def _seen(self, result: Result) -> None:
+        by = getattr(result.outcome, "processed_by", None)
+        if by:
+            self.journal.worker_seen(f"{by.get('host')}:{by.get('pid')}", time.time())
+
     # --- answers from the executor ---------------------------------------------------------
     def _handle(self, result: Result, *, stopping: bool = False) -> None:
         failure = result.failure
         task = result.task
         if failure is not None and failure.category is Category.REQUEUED:
-            # Queued behind a task that crashed its worker: not this file's fault.
+            # Handed back unrun (a crashed neighbour, a lease, a lost broker): not the file's
+            # fault; a split document is sent again whole.
             if isinstance(task, ProbeTask):
                 self.intake.unprobe(task.relpath)
-            elif not stopping:
+            elif task.job_id not in self.ready and not stopping:
+                self.executor.cancel(task.job_id)
+                self.stitcher.drop(task.job_id)
                 self.ready.appendleft(task.job_id)
             return
         if isinstance(task, ProbeTask):
@@ -435,6 +501,14 @@ class Coordinator:
             elif answer is not None:
                 self.ready.append(answer.job_id)
             return
+        if task.pages is not None:  # one range of a split document
+            if failure is not None:
+                self.executor.cancel(task.job_id)  # its other ranges: the job is redone whole
+            stitched = self.stitcher.add(result)
+            if stitched is None:
+                return
+            result, failure, task = stitched, stitched.failure, stitched.task
+        self._seen(result)
         job = self.journal.get(task.job_id)
         if job is None or job.state not in (State.CLAIMED, State.RETRY):
             log.warning("result.dropped", job_id=task.job_id, detail="job not waiting for it")

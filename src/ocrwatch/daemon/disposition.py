@@ -21,6 +21,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -66,7 +67,7 @@ class DocumentLine:
     retry_in_s: float | None = None
     duplicate_of: str | None = None
     quarantined_as: str | None = None
-    after: str | None = None
+    processed_by: str | None = None
 
 
 class Disposition:
@@ -80,11 +81,16 @@ class Disposition:
         journal: Journal,
         spool: Spool,
         mounts: Mounts,
+        observer: Callable[[str, DocumentLine], None] | None = None,
     ) -> None:
-        """Act on ``journal``'s jobs, moving originals with ``spool`` while ``mounts`` allow."""
+        """Act on ``journal``'s jobs, moving originals with ``spool`` while ``mounts`` allow.
+
+        ``observer`` sees every canonical document line (the metrics count them).
+        """
         self.settings = settings
         self.layout = layout
         self.mounts = mounts
+        self.observer = observer
         self.journal = journal
         self.spool = spool
         self.policy = FilePolicy(settings.retry)
@@ -162,7 +168,14 @@ class Disposition:
                 next_attempt_at=None,
             ),
         )
-        self.finish(job, DocumentLine("ok", mode=written.mode, duration_s=round(seconds, 3)))
+        by = written.processed_by
+        line = DocumentLine(
+            "ok",
+            mode=written.mode,
+            duration_s=round(seconds, 3),
+            processed_by=f"{by.get('host')}:{by.get('pid')}" if by else None,
+        )
+        self.finish(job, line)
 
     def failed(self, job: Job, failure: Failure, *, seconds: float) -> None:
         """Retry or quarantine ``job`` after a failed attempt."""
@@ -380,12 +393,15 @@ class Disposition:
             ),
             "job_id": job.job_id,
         }
-        for key in ("error", "category", "retry_in_s", "duplicate_of", "quarantined_as"):
+        keys = ("error", "category", "retry_in_s", "duplicate_of", "quarantined_as", "processed_by")
+        for key in keys:
             value = getattr(line, key)
             if value is not None:
                 fields[key] = fsutil.display(value) if isinstance(value, str) else value
         if after is not None:
             fields["after"] = after
+        if self.observer is not None:
+            self.observer(event, line)
         level = {"document.quarantined": log.error, "document.retry_scheduled": log.warning}
         level.get(event, log.info)(event, **fields)
         record = {"timestamp": datetime.now(UTC).isoformat(), "event": event, **fields}

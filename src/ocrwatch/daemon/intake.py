@@ -331,4 +331,6 @@ class Intake:
         job = self._claim(key)
         if job is None:
             return None
-        return self.journal.update(job.job_id, changes=Changes(sha256=report.sha256))
+        return self.journal.update(
+            job.job_id, changes=Changes(sha256=report.sha256, pages=report.pages)
+        )

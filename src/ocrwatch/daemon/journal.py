@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_relpath ON jobs (relpath);
 CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256);
+CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, last_seen REAL NOT NULL);
 """
 
 _FIELDS = (
@@ -405,6 +406,31 @@ class Journal:
                 (State.QUARANTINED.value, State.RETRY.value, limit),
             ).fetchall()
         return [Job._from_row(r) for r in rows]
+
+    def oldest_unfinished(self) -> float | None:
+        """Return when the oldest unfinished job was discovered (epoch seconds), or None."""
+        terminal = tuple(s.value for s in TERMINAL_STATES)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(discovered_at) AS t FROM jobs WHERE state NOT IN (?, ?, ?, ?)",
+                terminal,
+            ).fetchone()
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    def worker_seen(self, name: str, at: float) -> None:
+        """Record that worker ``name`` (host:pid) answered or beat at ``at``."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO workers (name, last_seen) VALUES (?, ?) ON CONFLICT(name) "
+                "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                (name, at),
+            )
+
+    def workers(self) -> dict[str, float]:
+        """Return every worker seen with its last answer or heartbeat (epoch seconds)."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, last_seen FROM workers ORDER BY name").fetchall()
+        return {str(r["name"]): float(r["last_seen"]) for r in rows}
 
     def last_success(self) -> float | None:
         """Return the finish time of the latest successful job, or None."""

@@ -1,45 +1,40 @@
 """What travels between the coordinator and whoever recognizes: typed, frozen, JSON-able.
 
 Tasks go out (:class:`ProbeTask`, :class:`RecognizeTask`); one :class:`Result` comes back
-for each, carrying a :class:`ProbeReport`, a :class:`Written` or a :class:`Failure`. Paths
-are strings (a remote worker maps them to its own mounts); names that are not UTF-8 survive
-the trip as surrogate escapes. :func:`dumps` / :func:`loads` give the versioned JSON form.
+for each, carrying a :class:`ProbeReport`, a :class:`Written`, the :class:`PagesRead` of a
+page range, or a :class:`Failure`. Every message names its ``kind``; paths are strings (a
+remote worker maps them to its own mounts) and names that are not UTF-8 survive the trip
+as surrogate escapes. :func:`dumps` / :func:`loads` give the versioned JSON form (pydantic
+validates what comes back).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
-from dataclasses import dataclass
-from enum import Enum, StrEnum
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
+from pydantic import Field, TypeAdapter, ValidationError
+
+from ocrwatch.pipeline import PageRecord
 from ocrwatch.retry import Category
 
 __all__ = [
     "SCHEMA_VERSION",
     "Failure",
     "Message",
+    "PagesRead",
     "ProbeReport",
     "ProbeTask",
     "RecognizeTask",
     "Result",
     "Task",
-    "TaskKind",
     "Written",
     "dumps",
     "loads",
 ]
 
 SCHEMA_VERSION = 1
-
-
-class TaskKind(StrEnum):
-    """What a worker is asked to do."""
-
-    PROBE = "probe"
-    RECOGNIZE = "recognize"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +44,16 @@ class ProbeTask:
     job_id: str
     relpath: str
     path: str
-
-    @property
-    def kind(self) -> TaskKind:
-        """Return TaskKind.PROBE."""
-        return TaskKind.PROBE
+    kind: Literal["probe"] = "probe"
 
 
 @dataclass(frozen=True, slots=True)
 class RecognizeTask:
-    """Recognize a claimed file and write its outputs (``out_txt`` and siblings)."""
+    """Recognize a claimed file and write its outputs (``out_txt`` and siblings).
+
+    With ``pages`` (first, last) only that range is read and returned, not written: the
+    coordinator stitches the ranges of a long PDF and writes the outputs itself.
+    """
 
     job_id: str
     relpath: str
@@ -70,14 +65,11 @@ class RecognizeTask:
     #: The outbox's volume marker and the id it must hold: no writing into a bare mount point.
     outbox_marker: str = ""
     volume_id: str = ""
-
-    @property
-    def kind(self) -> TaskKind:
-        """Return TaskKind.RECOGNIZE."""
-        return TaskKind.RECOGNIZE
+    pages: tuple[int, int] | None = None
+    kind: Literal["recognize"] = "recognize"
 
 
-Task = ProbeTask | RecognizeTask
+Task = Annotated[ProbeTask | RecognizeTask, Field(discriminator="kind")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +80,7 @@ class ProbeReport:
     size: int
     format: str
     pages: int
+    kind: Literal["probed"] = "probed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +95,28 @@ class Written:
     attempts: int
     txt: str
     manifest: str
+    #: Who recognized it: {"host": ..., "pid": ...}.
+    processed_by: dict[str, str | int] = field(default_factory=dict)
+    kind: Literal["written"] = "written"
 
     @property
     def engine(self) -> str | None:
         """Return the engine names, comma-separated (None when no page was read)."""
         return ",".join(sorted(name for name, _ in self.engines)) or None
+
+
+@dataclass(frozen=True, slots=True)
+class PagesRead:
+    """The pages of one range of a long document, for the coordinator to stitch."""
+
+    sha256: str
+    size: int
+    format: str
+    records: tuple[PageRecord, ...]
+    engines: tuple[tuple[str, str], ...]
+    timings: dict[str, float]
+    processed_by: dict[str, str | int] = field(default_factory=dict)
+    kind: Literal["pages"] = "pages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,10 @@ class Failure:
     category: Category
     reason: str
     message: str
+    kind: Literal["failure"] = "failure"
+
+
+Outcome = Annotated[ProbeReport | Written | PagesRead | Failure, Field(discriminator="kind")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +137,9 @@ class Result:
     """The answer to one task."""
 
     task: Task
-    outcome: ProbeReport | Written | Failure
+    outcome: Outcome
     seconds: float = 0.0
+    kind: Literal["result"] = "result"
 
     @property
     def failure(self) -> Failure | None:
@@ -132,44 +147,18 @@ class Result:
         return self.outcome if isinstance(self.outcome, Failure) else None
 
 
-Message = Task | Result
-_TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (ProbeTask, RecognizeTask, ProbeReport, Written, Failure, Result)
-}
+Message = Annotated[ProbeTask | RecognizeTask | Result, Field(discriminator="kind")]
+
+_ADAPTER: TypeAdapter[ProbeTask | RecognizeTask | Result] = TypeAdapter(Message)
 
 
-def _encode(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return {"type": type(value).__name__, **fields}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_encode(v) for v in value]
-    return value
-
-
-def _decode(value: Any, hint: Any = None) -> Any:
-    if isinstance(value, dict) and "type" in value:
-        cls = _TYPES.get(value["type"])
-        if cls is None:
-            raise ValueError(f"unknown message type {value['type']!r}")
-        hints = typing.get_type_hints(cls)
-        kwargs = {k: _decode(v, hints.get(k)) for k, v in value.items() if k != "type"}
-        return cls(**kwargs)
-    if isinstance(value, list):
-        return tuple(_decode(v) for v in value)
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint(value)
-    return value
-
-
-def dumps(message: Message) -> str:
+def dumps(message: ProbeTask | RecognizeTask | Result) -> str:
     """Return ``message`` as versioned JSON (ASCII: odd bytes in names are escaped)."""
-    return json.dumps({"v": SCHEMA_VERSION, "message": _encode(message)}, separators=(",", ":"))
+    body = _ADAPTER.dump_python(message, mode="python")
+    return json.dumps({"v": SCHEMA_VERSION, "message": body}, separators=(",", ":"))
 
 
-def loads(text: str | bytes) -> Message:
+def loads(text: str | bytes) -> ProbeTask | RecognizeTask | Result:
     """Return the message in ``text``; raises ValueError for another version or a bad body."""
     try:
         data = json.loads(text)
@@ -180,9 +169,6 @@ def loads(text: str | bytes) -> Message:
     if version != SCHEMA_VERSION:
         raise ValueError(f"message version {version} (this ocrwatch speaks {SCHEMA_VERSION})")
     try:
-        message = _decode(body)
-    except TypeError as exc:
+        return _ADAPTER.validate_python(body)
+    except ValidationError as exc:
         raise ValueError(f"malformed message: {exc}") from exc
-    if not isinstance(message, ProbeTask | RecognizeTask | Result):
-        raise ValueError("not a task or a result")
-    return message

@@ -8,6 +8,7 @@ for a journal that cannot be written), so the backlog is true even then.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,13 @@ def unjournaled(inbox: Path, pending: list[Job], *, extra: tuple[str, ...] = ())
         if path.relative_to(inbox).as_posix() not in known:
             count += 1
     return count
+
+
+def _workers(journal: Journal) -> dict[str, float]:
+    try:
+        return journal.workers()
+    except sqlite3.OperationalError:  # a journal of an older ocrwatch, opened read-only
+        return {}
 
 
 def collect(
@@ -81,6 +89,10 @@ def collect(
             "age_s": round(now - oldest, 1),
         },
         "last_success": iso_time(journal.last_success()),
+        "workers": [
+            {"worker": name, "last_seen": iso_time(at), "age_s": round(now - at, 1)}
+            for name, at in _workers(journal).items()
+        ],
         "recent_failures": failures,
     }
 
@@ -135,6 +147,13 @@ def _print(data: dict[str, Any]) -> None:
             f"oldest pending: {oldest['relpath']} since {oldest['since']} ({oldest['age_s']} s)"
         )
     console.print(f"last success: {data['last_success'] or 'never'}")
+    if data["workers"]:
+        workers = Table(title="workers seen", show_header=True)
+        for col in ("worker", "last seen", "seconds ago"):
+            workers.add_column(col)
+        for w in data["workers"]:
+            workers.add_row(w["worker"], w["last_seen"], str(w["age_s"]))
+        console.print(workers)
     console.print(f"quarantine: {data['folders']['quarantine']}")
     if data["recent_failures"]:
         fails = Table(title="recent failures", show_header=True)

@@ -8,6 +8,8 @@ raising. This is the boundary where exceptions become categories.
 from __future__ import annotations
 
 import errno
+import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ocrwatch.daemon.messages import (
     Failure,
+    PagesRead,
     ProbeReport,
     ProbeTask,
     RecognizeTask,
@@ -41,8 +44,10 @@ from ocrwatch.retry import Category
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
     from ocrwatch.engines import EngineCache
+    from ocrwatch.outputs import OutputPaths
+    from ocrwatch.pipeline import DocumentResult
 
-__all__ = ["classify", "execute"]
+__all__ = ["classify", "execute", "processed_by", "written"]
 
 
 def classify(exc: BaseException, *, probing: bool = False) -> tuple[Category, str]:
@@ -79,7 +84,7 @@ def execute(task: Task, *, settings: Settings, engines: EngineCache) -> Result:
     started = time.perf_counter()
     try:
         if isinstance(task, ProbeTask):
-            outcome: ProbeReport | Written | Failure = _probe(task, settings)
+            outcome: ProbeReport | Written | PagesRead | Failure = _probe(task, settings)
         else:
             outcome = _recognize(task, settings, engines)
     except Exception as exc:
@@ -100,16 +105,38 @@ def _probe(task: ProbeTask, settings: Settings) -> ProbeReport:
     )
 
 
-def _recognize(task: RecognizeTask, settings: Settings, engines: EngineCache) -> Written:
+def _recognize(
+    task: RecognizeTask, settings: Settings, engines: EngineCache
+) -> Written | PagesRead:
     from ocrwatch import outputs, pipeline
 
     _check_outbox(task)
-    result = pipeline.recognize_file(Path(task.path), settings=settings, engines=engines)
+    path = Path(task.path)
+    result = pipeline.recognize_file(path, settings=settings, engines=engines, pages=task.pages)
+    by = processed_by()
+    if task.pages is not None:  # one range of a long document: the coordinator stitches
+        return PagesRead(
+            sha256=result.source.sha256,
+            size=result.source.size,
+            format=str(result.source.format),
+            records=result.pages,
+            engines=tuple(sorted(result.engines.items())),
+            timings=dict(result.timings),
+            processed_by=by,
+        )
     _check_outbox(task)
-    extra = {"job": {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}}
+    job = {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}
     paths = outputs.write_outputs(
-        result, txt_path=Path(task.out_txt), source_id=task.relpath, extra=extra
+        result,
+        txt_path=Path(task.out_txt),
+        source_id=task.relpath,
+        extra={"job": job, "processed_by": by},
     )
+    return written(result, paths, by)
+
+
+def written(result: DocumentResult, paths: OutputPaths, by: dict[str, str | int]) -> Written:
+    """Return the Written answer for ``result`` whose outputs are at ``paths``."""
     return Written(
         sha256=result.source.sha256,
         size=result.source.size,
@@ -119,7 +146,13 @@ def _recognize(task: RecognizeTask, settings: Settings, engines: EngineCache) ->
         attempts=result.attempts,
         txt=str(paths.txt),
         manifest=str(paths.manifest),
+        processed_by=by,
     )
+
+
+def processed_by() -> dict[str, str | int]:
+    """Return who recognizes here (the manifest's ``processed_by``)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _check_outbox(task: RecognizeTask) -> None:

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -46,6 +47,13 @@ __all__ = [
 ]
 
 log = structlog.get_logger()
+
+# The work area lives inside the watched inbox (a claim must be a rename on one
+# filesystem), so job folders come and go under inotify; watchdog then re-adds a watch it
+# already has and warns, harmlessly. Other warnings reach the log (logging.configure).
+warnings.filterwarnings(
+    "ignore", message=r"Callback with id .* already exists", category=RuntimeWarning
+)
 
 CANARY_PREFIX = ".ocrwatch-canary-"
 CANARY_TIMEOUT = 3.0

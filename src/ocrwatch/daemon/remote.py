@@ -1,0 +1,235 @@
+"""The Celery executor: tasks to ``ocrwatch worker`` processes on any host, answers back.
+
+At least once from the broker, exactly once in effect here: every dispatch gets its own
+Celery task id, and an answer for an id that is no longer in flight (late, duplicated, or
+for a task sent again) is dropped. A started task whose heartbeat and answer stay away for
+``celery.lease`` seconds is handed back as ``REQUEUED`` for the coordinator to send again,
+and so is everything in flight when the broker has lost its data (an epoch key in the
+result backend is gone). While the broker is unreachable the executor takes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ocrwatch.daemon.broker import HEARTBEAT_STATE, TASK_NAME, make_app
+from ocrwatch.daemon.messages import Failure, Result, Task, dumps, loads
+from ocrwatch.retry import Category
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from ocrwatch.config import Settings
+
+__all__ = ["CeleryExecutor"]
+
+log = structlog.get_logger()
+
+_POLL_EVERY = 0.25
+_EPOCH_EVERY = 2.0
+_BROKER_RETRY = 2.0
+
+
+@dataclass(slots=True)
+class _Sent:
+    task: Task
+    sent_at: float
+    beat_at: float | None = None
+
+
+class CeleryExecutor:
+    """Implements :class:`~ocrwatch.daemon.executor.Executor` over a Celery broker."""
+
+    def __init__(self, settings: Settings, *, app: Celery | None = None) -> None:
+        """Prepare the app (nothing is sent until :meth:`start`)."""
+        self.settings = settings
+        self.conf = settings.celery
+        self.app = app or make_app(settings)
+        self._sent: dict[str, _Sent] = {}
+        self._handed_back: list[Result] = []
+        self._epoch_key = f"ocrwatch:epoch:{self.conf.queue}"
+        self._epoch: str | None = None
+        self._next_poll = 0.0
+        self._next_epoch = 0.0
+        self._down_until = 0.0
+        self._down_logged = False
+        #: "host:pid" -> last heartbeat (wall time) of every worker seen.
+        self.workers: dict[str, float] = {}
+
+    # --- the contract ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Check the broker once; a broker that is down is waited for, not fatal."""
+        self._check_epoch(time.monotonic())
+
+    @property
+    def capacity(self) -> int:
+        """Return how many more tasks may be sent now (0 while the broker is down)."""
+        if time.monotonic() < self._down_until:
+            return 0
+        return max(0, self.conf.max_in_flight - len(self._sent))
+
+    @property
+    def in_flight(self) -> tuple[Task, ...]:
+        """Return the tasks sent and not answered yet."""
+        return tuple(s.task for s in self._sent.values())
+
+    def submit(self, task: Task) -> None:
+        """Publish ``task``; a broker that refuses it gets it handed back as REQUEUED."""
+        task_id = f"{task.job_id}-{secrets.token_hex(4)}"
+        try:
+            self.app.send_task(
+                TASK_NAME, args=[dumps(task)], task_id=task_id, queue=self.conf.queue
+            )
+        except Exception as exc:  # kombu/redis/amqp errors: the broker is not there
+            self._broker_down(exc)
+            self._handed_back.append(_requeued(task, "broker unavailable"))
+            return
+        self._sent[task_id] = _Sent(task, sent_at=time.monotonic())
+
+    def collect(self, timeout: float) -> list[Result]:
+        """Return the answers that arrived, and tasks handed back (lease, lost broker)."""
+        results, self._handed_back = self._handed_back, []
+        now = time.monotonic()
+        if now >= self._next_epoch:
+            results += self._check_epoch(now)
+        if self._sent and now >= self._next_poll:
+            self._next_poll = now + _POLL_EVERY
+            try:
+                results += self._poll(now)
+            except Exception as exc:  # the backend is down: the epoch check decides later
+                self._broker_down(exc)
+        if not results and timeout > 0:
+            time.sleep(min(timeout, _POLL_EVERY))
+        return results
+
+    def cancel(self, job_id: str) -> bool:
+        """Forget (and revoke, best effort) the tasks of ``job_id``; return True if any."""
+        ids = [tid for tid, s in self._sent.items() if s.task.job_id == job_id]
+        for tid in ids:
+            del self._sent[tid]
+            self._revoke(tid)
+        return bool(ids)
+
+    def close(self) -> None:
+        """Nothing runs here: tasks in flight finish on their workers and are dropped."""
+        self._sent.clear()
+
+    # --- answers and heartbeats ------------------------------------------------------------
+    def _poll(self, now: float) -> list[Result]:
+        backend: Any = self.app.backend
+        ids = list(self._sent)
+        raw = backend.client.mget([backend.get_key_for_task(tid) for tid in ids])
+        results: list[Result] = []
+        for tid, value in zip(ids, raw, strict=True):
+            sent = self._sent.get(tid)
+            if sent is None:
+                continue
+            meta = backend.decode_result(value) if value else None
+            if meta is not None:
+                answer = self._read(tid, sent, meta)
+                if answer is not None:
+                    results.append(answer)
+                    continue
+            if sent.beat_at is not None and now - sent.beat_at > self.conf.lease:
+                del self._sent[tid]
+                self._revoke(tid)
+                log.warning(
+                    "task.lease_expired",
+                    job_id=sent.task.job_id,
+                    relpath=sent.task.relpath,
+                    silent_s=round(now - sent.beat_at, 1),
+                    detail="no heartbeat and no answer; sending it again",
+                )
+                results.append(_requeued(sent.task, "lease expired"))
+        if results:
+            self._forget([tid for tid in ids if tid not in self._sent])
+        return results
+
+    def _read(self, tid: str, sent: _Sent, meta: dict[str, Any]) -> Result | None:
+        status = meta.get("status")
+        if status in ("STARTED", HEARTBEAT_STATE):
+            info = meta.get("result") or {}
+            sent.beat_at = time.monotonic()
+            if isinstance(info, dict) and "host" in info:
+                beat = info.get("beat") or time.time()
+                self.workers[f"{info['host']}:{info.get('pid')}"] = float(beat)
+            return None
+        if status == "SUCCESS":
+            del self._sent[tid]
+            try:
+                answer = loads(meta["result"])
+            except (ValueError, TypeError) as exc:
+                return Result(sent.task, Failure(Category.BUG, "bad_answer", str(exc)))
+            return answer if isinstance(answer, Result) else None
+        if status in ("FAILURE", "REVOKED"):
+            del self._sent[tid]
+            return Result(sent.task, _failure(meta.get("result")))
+        return None
+
+    def _check_epoch(self, now: float) -> list[Result]:
+        """Notice a broker that lost its data (restarted empty): hand back what was sent."""
+        self._next_epoch = now + _EPOCH_EVERY
+        try:
+            client: Any = self.app.backend.client
+            client.set(self._epoch_key, secrets.token_hex(8), nx=True)
+            epoch = client.get(self._epoch_key)
+        except Exception as exc:
+            self._broker_down(exc)
+            return []
+        epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        if self._down_logged:
+            log.warning("broker.available")
+            self._down_logged = False
+        self._down_until = 0.0
+        lost: list[Result] = []
+        if self._epoch is not None and epoch != self._epoch and self._sent:
+            log.error(
+                "broker.data_lost",
+                in_flight=len(self._sent),
+                detail="the broker restarted without its queue; sending everything again",
+            )
+            lost = [_requeued(s.task, "broker lost its queue") for s in self._sent.values()]
+            self._sent.clear()
+        self._epoch = epoch
+        return lost
+
+    def _broker_down(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + _BROKER_RETRY
+        if not self._down_logged:
+            log.error("broker.unavailable", error=str(exc), detail="waiting for it")
+            self._down_logged = True
+
+    def _revoke(self, tid: str) -> None:
+        try:
+            self.app.control.revoke(tid)
+        except Exception as exc:  # best effort: a late answer is dropped anyway
+            log.debug("task.revoke_failed", task_id=tid, error=str(exc))
+
+    def _forget(self, ids: list[str]) -> None:
+        backend: Any = self.app.backend
+        try:
+            backend.client.delete(*[backend.get_key_for_task(tid) for tid in ids])
+        except Exception as exc:  # they expire anyway (result_expires)
+            log.debug("task.forget_failed", error=str(exc))
+
+
+def _failure(info: Any) -> Failure:
+    """Return the failure for a task Celery reports as FAILURE (the worker process died)."""
+    kind = info.get("exc_type", "") if isinstance(info, dict) else ""
+    text = info.get("exc_message", info) if isinstance(info, dict) else info
+    message = f"{kind}: {json.dumps(text, default=str)}" if kind else str(text)
+    if kind in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
+        return Failure(Category.CRASH, "engine_timeout", message)
+    if kind in ("WorkerLostError", "Terminated"):
+        return Failure(Category.CRASH, "engine_crash", message)
+    return Failure(Category.BUG, "internal_error", message)
+
+
+def _requeued(task: Task, why: str) -> Result:
+    return Result(task, Failure(Category.REQUEUED, "requeued", why))

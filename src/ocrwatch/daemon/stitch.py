@@ -1,0 +1,118 @@
+"""Long documents in parts: split a job into page-range tasks, stitch the answers, write.
+
+One 300-page PDF must not hold one worker for ten minutes: the coordinator sends its
+pages in ranges of ``celery.pages_per_task``, collects each range's :class:`PagesRead`,
+and once all are in writes the outputs itself (the same atomic writer the workers use).
+The first failed range fails the job; its other ranges are cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocrwatch.config import Mode
+from ocrwatch.daemon.messages import Failure, PagesRead, RecognizeTask, Result, Written
+from ocrwatch.daemon.tasks import classify, written
+from ocrwatch.documents import SourceInfo
+from ocrwatch.exceptions import OutputError
+from ocrwatch.pipeline import DocumentResult
+
+if TYPE_CHECKING:
+    from ocrwatch.config import Settings
+
+__all__ = ["Stitcher", "split"]
+
+
+def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTask]:
+    """Return ``task`` as page-range tasks (just ``task`` when it is short enough)."""
+    if pages <= per_task:
+        return [task]
+    return [
+        replace(task, pages=(first, min(first + per_task - 1, pages)))
+        for first in range(1, pages + 1, per_task)
+    ]
+
+
+@dataclass(slots=True)
+class _Parts:
+    expected: int
+    got: dict[int, PagesRead] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Stitcher:
+    """Collects the ranges of split jobs; answers with one Result per job."""
+
+    def __init__(self, settings: Settings) -> None:
+        """Write stitched outputs per ``settings``."""
+        self.settings = settings
+        self._jobs: dict[str, _Parts] = {}
+
+    def expect(self, job_id: str, parts: int) -> None:
+        """Start collecting ``parts`` ranges of ``job_id``."""
+        self._jobs[job_id] = _Parts(expected=parts)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._jobs
+
+    def drop(self, job_id: str) -> None:
+        """Forget ``job_id`` (its ranges failed or it is sent again)."""
+        self._jobs.pop(job_id, None)
+
+    def add(self, result: Result) -> Result | None:
+        """Take one range's answer; return the job's Result when it is complete or failed."""
+        task = result.task
+        assert isinstance(task, RecognizeTask) and task.pages is not None
+        parts = self._jobs.get(task.job_id)
+        if parts is None:
+            return None  # the job failed or was re-sent meanwhile: a late range
+        parts.seconds += result.seconds
+        if not isinstance(result.outcome, PagesRead):
+            self.drop(task.job_id)
+            return Result(replace(task, pages=None), result.outcome, seconds=parts.seconds)
+        parts.got[task.pages[0]] = result.outcome
+        if len(parts.got) < parts.expected:
+            return None
+        self.drop(task.job_id)
+        whole = replace(task, pages=None)
+        try:
+            outcome: Written | Failure = self._write(
+                whole, [parts.got[k] for k in sorted(parts.got)]
+            )
+        except OutputError as exc:
+            category, reason = classify(exc)
+            outcome = Failure(category, reason, exc.message)
+        return Result(whole, outcome, seconds=parts.seconds)
+
+    def _write(self, task: RecognizeTask, ranges: list[PagesRead]) -> Written:
+        from ocrwatch import outputs
+
+        first = ranges[0]
+        records = tuple(r for part in ranges for r in part.records)
+        engines = dict(e for part in ranges for e in part.engines)
+        timings: dict[str, float] = {}
+        for part in ranges:
+            for key, value in part.timings.items():
+                timings[key] = round(timings.get(key, 0.0) + value, 4)
+        result = DocumentResult(
+            source=SourceInfo(
+                Path(task.path), first.size, first.sha256, first.format, len(records)
+            ),
+            pages=records,
+            mode=Mode(self.settings.mode),
+            languages=tuple(self.settings.languages),
+            engines=engines,
+            timings=timings,
+            attempts=max((r.attempts for r in records), default=1),
+        )
+        by = [dict(part.processed_by) for part in ranges]
+        job = {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}
+        paths = outputs.write_outputs(
+            result,
+            txt_path=Path(task.out_txt),
+            source_id=task.relpath,
+            extra={"job": job, "processed_by": by[0], "pages_processed_by": by},
+        )
+        return written(result, paths, first.processed_by)
