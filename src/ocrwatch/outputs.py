@@ -10,6 +10,12 @@ Collisions: an existing sidecar is replaced only when its manifest says it came 
 source (same ``source_id`` and sha256: a re-run, or a retry after a crash). Otherwise the new
 outputs take the next free name ``scan.pdf.2.txt``, ``scan.pdf.3.txt``, ... and the event is
 logged, so another source's sidecar is never overwritten silently.
+
+More outputs (``outputs`` setting): ``NAME.EXT.pdf`` (searchable PDF), ``NAME.EXT.hocr`` and
+``NAME.EXT.alto.xml`` go beside the ``.txt`` under the same (possibly numbered) name, written
+the same way after the manifest and before the ``.txt``; the manifest lists them under
+``outputs``. The ``.txt`` and the manifest are always written: the manifest is how ocrwatch
+knows which sidecars are its own.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,16 +33,19 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ocrwatch import __version__
+from ocrwatch.config import OutputFormat
 from ocrwatch.exceptions import ENVIRONMENT_ERRNOS, OutputError, TransientOutputError
 
 if TYPE_CHECKING:
     from ocrwatch.pipeline import DocumentResult
 
 __all__ = [
+    "EXTRA_SUFFIXES",
     "MANIFEST_SCHEMA",
     "OutputPaths",
     "atomic_write",
     "build_manifest",
+    "extra_path",
     "fsync_dir",
     "manifest_path_for",
     "sidecar_path",
@@ -52,10 +61,34 @@ _MAX_COLLISIONS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class OutputPaths:
-    """Where a document's outputs were written."""
+    """Where a document's outputs were written (``extra``: pdf, hocr, alto by format)."""
 
     txt: Path
     manifest: Path
+    extra: dict[OutputFormat, Path] = field(default_factory=dict)
+
+
+#: Name suffix (after the source's own name) of each output besides the .txt and manifest.
+EXTRA_SUFFIXES: Mapping[OutputFormat, str] = {
+    OutputFormat.PDF: ".pdf",
+    OutputFormat.HOCR: ".hocr",
+    OutputFormat.ALTO: ".alto.xml",
+}
+
+
+def extra_path(txt_path: Path, fmt: OutputFormat) -> Path:
+    """Return the path of output ``fmt`` beside ``txt_path`` (``x.pdf.txt`` -> ``x.pdf.hocr``)."""
+    return txt_path.with_name(txt_path.name[: -len(".txt")] + EXTRA_SUFFIXES[fmt])
+
+
+def _renderer(fmt: OutputFormat) -> Callable[[DocumentResult], bytes]:
+    from ocrwatch import render
+
+    return {
+        OutputFormat.PDF: render.render_pdf,
+        OutputFormat.HOCR: render.render_hocr,
+        OutputFormat.ALTO: render.render_alto,
+    }[fmt]
 
 
 def sidecar_path(relpath: Path | str, *, out_dir: Path) -> Path:
@@ -223,40 +256,44 @@ def write_outputs(
     txt_path: Path,
     source_id: str,
     extra: Mapping[str, Any] | None = None,
+    formats: Collection[OutputFormat] = (),
 ) -> OutputPaths:
-    """Write the sidecar text and manifest for ``result``; return where they went.
+    """Write the sidecar text, manifest and the other ``formats``; return where they went.
 
     ``source_id`` identifies the source across runs (the inbox-relative path for the daemon,
     the absolute path for the CLI); with the sha256 it decides whether an existing sidecar of
-    the same name is ours to replace. Raises OutputError / TransientOutputError.
+    the same name is ours to replace. Raises OutputError / TransientOutputError, and OSError
+    when the source cannot be read again for a searchable PDF.
     """
+    wanted = [f for f in OutputFormat if f in formats and f in EXTRA_SUFFIXES]
+    # Render first: a failure must not leave a manifest without its outputs.
+    bodies = {fmt: _renderer(fmt)(result) for fmt in wanted}
     sha256 = result.source.sha256
     candidate = txt_path
     for n in range(2, _MAX_COLLISIONS):
+        paths = OutputPaths(
+            txt=candidate,
+            manifest=manifest_path_for(candidate),
+            extra={fmt: extra_path(candidate, fmt) for fmt in wanted},
+        )
         try:
-            taken = candidate.exists() or manifest_path_for(candidate).exists()
+            taken = any(p.exists() for p in (paths.txt, paths.manifest, *paths.extra.values()))
             ours = taken and _owner_of(candidate) == (source_id, sha256)
         except OSError as exc:
             raise _translate_os_error(exc, candidate) from exc
         if not taken or ours:
-            paths = OutputPaths(txt=candidate, manifest=manifest_path_for(candidate))
+            names = {str(fmt): p.name for fmt, p in paths.extra.items()}
             manifest = build_manifest(
-                result, source_id=source_id, txt_name=candidate.name, extra=extra
+                result,
+                source_id=source_id,
+                txt_name=candidate.name,
+                extra={**(extra or {}), "outputs": names},
             )
-            body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
             try:
-                # A new name is reserved by creating its manifest exclusively.
-                atomic_write(paths.manifest, body, exclusive=not ours)
+                _write_set(paths, manifest, bodies, text=result.text, ours=ours)
             except FileExistsError:
                 candidate = _numbered(txt_path, n)
                 continue
-            try:
-                atomic_write(paths.txt, result.text.encode("utf-8"))
-            except OutputError:
-                if not ours:
-                    # Give the reserved name back: no manifest without its text.
-                    paths.manifest.unlink(missing_ok=True)
-                raise
             if candidate != txt_path:
                 log.warning(
                     "output.name_taken",
@@ -267,3 +304,29 @@ def write_outputs(
             return paths
         candidate = _numbered(txt_path, n)
     raise OutputError(f"more than {_MAX_COLLISIONS} sidecars with this name", path=txt_path)
+
+
+def _write_set(
+    paths: OutputPaths,
+    manifest: Mapping[str, Any],
+    bodies: Mapping[OutputFormat, bytes],
+    *,
+    text: str,
+    ours: bool,
+) -> None:
+    """Write manifest, extras, then the .txt; FileExistsError when the name was taken first."""
+    body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # A new name is reserved by creating its manifest exclusively.
+    atomic_write(paths.manifest, body, exclusive=not ours)
+    written: list[Path] = []
+    try:
+        for fmt, path in paths.extra.items():
+            atomic_write(path, bodies[fmt])
+            written.append(path)
+        atomic_write(paths.txt, text.encode("utf-8"))
+    except OutputError:
+        if not ours:
+            # Give the reserved name back: no manifest without its outputs.
+            for path in (*written, paths.manifest):
+                path.unlink(missing_ok=True)
+        raise
