@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ocrwatch.config import Binarize, Mode, Settings, load_settings
+from ocrwatch.profiles import Profile
 from ocrwatch.exceptions import ConfigError, ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +125,9 @@ class TestExampleFile:
                     missing.append(prefix + name)
 
         walk(Settings, "")
+        for name in Profile.model_fields:
+            if f"# {name} =" not in text:
+                missing.append(f"profiles.{name}")
         assert not missing, f"undocumented keys: {missing}"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fsutil import fill_up
-from ocrwatch.config import Mode
+from ocrwatch.config import Mode, OutputFormat
 from ocrwatch.documents import SourceInfo
 from ocrwatch.engines import Line, PageResult
 from ocrwatch.exceptions import OutputError, TransientOutputError
@@ -159,3 +159,50 @@ class TestAtomicWrite:
                 _result([["x" * 300_000]]), txt_path=small_tmpfs / "x.png.txt", source_id="x.png"
             )
         assert sorted(os.listdir(small_tmpfs)) == ["ballast"]
+
+
+class TestExtraOutputs:
+    """hOCR/ALTO beside the .txt: same name rules, listed in the manifest."""
+
+    FORMATS = (OutputFormat.HOCR, OutputFormat.ALTO)
+
+    def test_written_beside_and_listed(self, tmp_path: Path) -> None:
+        """x.png.hocr and x.png.alto.xml appear with the .txt; the manifest names them."""
+        out = write_outputs(
+            _result([["one two"]]),
+            txt_path=tmp_path / "x.png.txt",
+            source_id="x.png",
+            formats=self.FORMATS,
+        )
+        assert out.extra == {
+            OutputFormat.HOCR: tmp_path / "x.png.hocr",
+            OutputFormat.ALTO: tmp_path / "x.png.alto.xml",
+        }
+        assert b"ocrx_word" in out.extra[OutputFormat.HOCR].read_bytes()
+        manifest = json.loads(out.manifest.read_text())
+        assert manifest["outputs"] == {"hocr": "x.png.hocr", "alto": "x.png.alto.xml"}
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "x.png.alto.xml", "x.png.hocr", "x.png.json", "x.png.txt",
+        ]  # fmt: skip
+
+    def test_foreign_extra_not_clobbered(self, tmp_path: Path) -> None:
+        """Someone's x.png.hocr is kept; all of our outputs move to the numbered name."""
+        (tmp_path / "x.png.hocr").write_text("theirs")
+        out = write_outputs(
+            _result([["ocr"]]), txt_path=tmp_path / "x.png.txt", source_id="x.png",
+            formats=self.FORMATS,
+        )  # fmt: skip
+        assert (tmp_path / "x.png.hocr").read_text() == "theirs"
+        assert out.txt.name == "x.png.2.txt"
+        assert out.extra[OutputFormat.HOCR].name == "x.png.2.hocr"
+        assert out.extra[OutputFormat.ALTO].name == "x.png.2.alto.xml"
+
+    def test_rerun_replaces_own_extras(self, tmp_path: Path) -> None:
+        """A re-run of the same source replaces its hOCR instead of numbering it."""
+        for words in (["old"], ["new"]):
+            out = write_outputs(
+                _result([words]), txt_path=tmp_path / "x.png.txt", source_id="x.png",
+                formats=self.FORMATS,
+            )  # fmt: skip
+        assert out.extra[OutputFormat.HOCR].name == "x.png.hocr"
+        assert b"new" in out.extra[OutputFormat.HOCR].read_bytes()

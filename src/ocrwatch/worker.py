@@ -182,6 +182,7 @@ def _worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
     from ocrwatch import documents, outputs, pipeline
     from ocrwatch import logging as ocrlogging
     from ocrwatch.engines import EngineCache
+    from ocrwatch.profiles import effective_settings
 
     ocrlogging.configure(level=settings.log_level, fmt=settings.log_format, stream=sys.stdout)
     engines = EngineCache(settings)
@@ -206,9 +207,15 @@ def _worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
                     }
                 else:
                     assert task.out_txt is not None
-                    result = pipeline.recognize_file(task.path, settings=settings, engines=engines)
+                    # Hot folders: the first [[profiles]] entry matching the relpath decides.
+                    effective, profile = effective_settings(settings, task.relpath)
+                    result = pipeline.recognize_file(task.path, settings=effective, engines=engines)
                     paths = outputs.write_outputs(
-                        result, txt_path=task.out_txt, source_id=task.relpath, extra=task.extra
+                        result,
+                        txt_path=task.out_txt,
+                        source_id=task.relpath,
+                        extra={**task.extra, "profile": profile},
+                        formats=effective.outputs,
                     )
                     data = {
                         "sha256": result.source.sha256,
@@ -218,7 +225,13 @@ def _worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
                         "engines": dict(result.engines),
                         "mode": str(result.mode),
                         "attempts": result.attempts,
-                        "outputs": {"txt": str(paths.txt), "manifest": str(paths.manifest)},
+                        "outputs": {
+                            "txt": str(paths.txt),
+                            "manifest": str(paths.manifest),
+                            **{str(fmt): str(p) for fmt, p in paths.extra.items()},
+                        },
+                        "profile": profile,
+                        "after_success": str(effective.after_success),
                     }
                 reply = Outcome(task, Category.OK, data=data)
             except Exception as exc:
