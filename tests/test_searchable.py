@@ -131,7 +131,8 @@ class TestImagePage:
         spans = root.iter("{http://www.w3.org/1999/xhtml}span")
         words = [s for s in spans if s.get("class") == "ocrx_word"]
         assert [w.text for w in words][:3] == ["Invoice", "number", "4711"]
-        assert all(re.match(r"bbox \d+ \d+ \d+ \d+; x_wconf \d+$", w.get("title", "")) for w in words)
+        title = re.compile(r"bbox \d+ \d+ \d+ \d+; x_wconf \d+$")
+        assert all(title.match(w.get("title", "")) for w in words)
 
     def test_alto_parses_with_words(self, page_outputs: tuple[Path, Path]) -> None:
         """ALTO 4: Page > PrintSpace > TextBlock > TextLine > String with positions and WC."""
