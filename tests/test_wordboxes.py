@@ -73,12 +73,20 @@ class TestSplitBox:
         assert [w.text for w in retext(line, "the big cat").words] == ["the", "big", "cat"]
 
 
+@pytest.fixture(scope="module")
+def page() -> Image.Image:
+    return render_lines(LINES, size=36)
+
+
+@pytest.fixture(scope="module")
+def paddle() -> Iterator[PaddleEngine]:
+    eng = PaddleEngine(load_settings(environ={}))
+    yield eng
+    eng.close()
+
+
 class TestEngineWords:
     """Real engines report word boxes on the words."""
-
-    @pytest.fixture(scope="class")
-    def page(self) -> Image.Image:
-        return render_lines(LINES, size=36)
 
     def test_tesseract(self, page: Image.Image) -> None:
         """Tesseract's words are its own (not estimated)."""
@@ -89,12 +97,6 @@ class TestEngineWords:
             engine.close()
         assert_words_on_ink(result, page)
         assert not any(w.estimated for ln in result.lines for w in ln.words)
-
-    @pytest.fixture(scope="class")
-    def paddle(self) -> Iterator[PaddleEngine]:
-        eng = PaddleEngine(load_settings(environ={}))
-        yield eng
-        eng.close()
 
     def test_paddle(self, page: Image.Image, paddle: PaddleEngine) -> None:
         """PP-OCR's words come from its segment boxes (estimated)."""
