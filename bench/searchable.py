@@ -12,7 +12,8 @@ first), one file at a time, Tesseract 5 with ``eng``:
 
 Reported per input kind and tool: median seconds per file, total output bytes against total
 input bytes, and the CER / order-tolerant CER of ``pdftotext`` on the output PDF against the
-ground truth (the text layer a viewer's search and copy see). Usage::
+ground truth (the text layer a viewer's search and copy see), and the bag-of-words recall
+(share of the ground truth's words found in it, order aside). Usage::
 
     python -m bench.searchable            # about 2 min on 2 cores
 """
@@ -108,6 +109,7 @@ def measure(tool: Tool, files: list[tuple[Path, str]], out: Path) -> dict[str, A
         "bytes_out": size_out,
         "cer": round(tot.cer, 4),
         "cer_ot": round(tot.cer_ot, 4),
+        "bow_recall": round(tot.bow_recall, 4),
         "n": len(files),
     }
 
@@ -134,11 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rows.append({"tool": name, "input": kind, **measure(tool, files, out)})
     finally:
         close()
-    table = Table("input", "tool", "s/file", "bytes in", "bytes out", "CER", "CER ot", "n")
+    table = Table(
+        "input", "tool", "s/file", "bytes in", "bytes out", "CER", "CER ot", "BoW recall", "n"
+    )
     for r in sorted(rows, key=lambda r: (r["input"], r["tool"])):
         table.add_row(
             r["input"], r["tool"], f"{r['s_per_file']:.2f}", str(r["bytes_in"]),
-            str(r["bytes_out"]), f"{r['cer']:.4f}", f"{r['cer_ot']:.4f}", str(r["n"]),
+            str(r["bytes_out"]), f"{r['cer']:.4f}", f"{r['cer_ot']:.4f}",
+            f"{r['bow_recall']:.3f}", str(r["n"]),
         )  # fmt: skip
     Console().print(table)
     path = write_json({"meta": run_metadata(), "rows": rows}, out=None, stem="searchable")

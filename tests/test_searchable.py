@@ -214,3 +214,51 @@ class TestImageOnlyPdf:
             text = pdftotext(out, n)
             assert f"Report page {n} of three" in text
             assert f"Section {n} covers" in text
+
+
+class TestImageKinds:
+    """JPEG as it is, TIFF one page per frame, born-digital pages not layered twice."""
+
+    def test_jpeg_embedded_as_is(self, tmp_path: Path) -> None:
+        """The PDF's image stream is the JPEG file byte for byte (DCT, no re-encoding)."""
+        jpg = save(render_lines(PAGE, size=40).convert("RGB"), tmp_path / "p.jpg", quality=80)
+        proc = ocrwatch("ocr", str(jpg), "-o", str(tmp_path / "o"), "--outputs", "pdf")
+        assert proc.returncode == 0, proc.stderr
+        with pikepdf.open(tmp_path / "o" / "p.jpg.pdf") as pdf:
+            (image,) = pdf.pages[0].get_images().values()
+            assert image.Filter == pikepdf.Name.DCTDecode
+            assert image.read_raw_bytes() == jpg.read_bytes()
+        assert "harbour office" in pdftotext(tmp_path / "o" / "p.jpg.pdf", 1)
+
+    def test_tiff_frames_are_pages(self, tmp_path: Path) -> None:
+        """A two-frame TIFF gives two pages, each with its own text."""
+        frames = [render_lines([f"Frame {n} of the scan", *PAGE[:2]], size=40) for n in (1, 2)]
+        tif = tmp_path / "two.tif"
+        frames[0].save(tif, save_all=True, append_images=frames[1:], compression="tiff_lzw")
+        proc = ocrwatch("ocr", str(tif), "-o", str(tmp_path / "o"), "--outputs", "pdf")
+        assert proc.returncode == 0, proc.stderr
+        out = tmp_path / "o" / "two.tif.pdf"
+        with pikepdf.open(out) as pdf:
+            assert len(pdf.pages) == 2
+        for n in (1, 2):
+            assert f"Frame {n} of the scan" in pdftotext(out, n)
+
+    def test_born_digital_not_layered_twice(
+        self, tmp_path: Path, page_outputs: tuple[Path, Path]
+    ) -> None:
+        """A PDF whose page already has text keeps its text once (policy: skip that page)."""
+        _, out = page_outputs
+        src = tmp_path / "digital.pdf"
+        src.write_bytes((out / "page.png.pdf").read_bytes())
+        proc = ocrwatch("ocr", str(src), "-o", str(tmp_path / "o"), "--outputs", "pdf")
+        assert proc.returncode == 0, proc.stderr
+        text = pdftotext(tmp_path / "o" / "digital.pdf.pdf", 1)
+        assert text.count("harbour office") == 1, text
+        assert "harbour office" in (tmp_path / "o" / "digital.pdf.txt").read_text()
+
+    def test_outputs_need_an_output_dir(self, page_outputs: tuple[Path, Path]) -> None:
+        """--outputs without -o is a usage error (exit 2), one line on stderr."""
+        page, _ = page_outputs
+        proc = ocrwatch("ocr", str(page), "--outputs", "pdf")
+        assert proc.returncode == 2
+        assert "--outputs needs -o" in proc.stderr

@@ -276,11 +276,7 @@ def write_outputs(
             manifest=manifest_path_for(candidate),
             extra={fmt: extra_path(candidate, fmt) for fmt in wanted},
         )
-        try:
-            taken = any(p.exists() for p in (paths.txt, paths.manifest, *paths.extra.values()))
-            ours = taken and _owner_of(candidate) == (source_id, sha256)
-        except OSError as exc:
-            raise _translate_os_error(exc, candidate) from exc
+        taken, ours = _status(paths, source_id=source_id, sha256=sha256)
         if not taken or ours:
             names = {str(fmt): p.name for fmt, p in paths.extra.items()}
             manifest = build_manifest(
@@ -304,6 +300,15 @@ def write_outputs(
             return paths
         candidate = _numbered(txt_path, n)
     raise OutputError(f"more than {_MAX_COLLISIONS} sidecars with this name", path=txt_path)
+
+
+def _status(paths: OutputPaths, *, source_id: str, sha256: str) -> tuple[bool, bool]:
+    """Return (is any of the names taken, are they ours to replace)."""
+    try:
+        taken = any(p.exists() for p in (paths.txt, paths.manifest, *paths.extra.values()))
+        return taken, taken and _owner_of(paths.txt) == (source_id, sha256)
+    except OSError as exc:
+        raise _translate_os_error(exc, paths.txt) from exc
 
 
 def _write_set(
