@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import img2pdf
+import numpy as np
 import pikepdf
 import pytest
 import tesserocr
@@ -262,3 +263,24 @@ class TestImageKinds:
         proc = ocrwatch("ocr", str(page), "--outputs", "pdf")
         assert proc.returncode == 2
         assert "--outputs needs -o" in proc.stderr
+
+    def test_rotated_pdf_page(self, tmp_path: Path) -> None:
+        """A page shown turned by /Rotate 90: its words are found where the viewer shows them."""
+        lines = ["Rotated page with words", "second line of text here"]
+        png = save(render_lines(lines, size=40).rotate(90, expand=True), tmp_path / "r.png")
+        with pikepdf.open(io.BytesIO(img2pdf.convert(str(png)))) as pdf:
+            pdf.pages[0].Rotate = 90
+            pdf.save(tmp_path / "r.pdf")
+        proc = ocrwatch(
+            "ocr", str(tmp_path / "r.pdf"), "-o", str(tmp_path / "o"), "--outputs", "pdf"
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = tmp_path / "o" / "r.pdf.pdf"
+        subprocess.run(
+            ["pdftoppm", "-r", "72", "-png", str(out), str(tmp_path / "view")], check=True
+        )
+        ink = np.asarray(Image.open(tmp_path / "view-1.png").convert("L")) < 128
+        words = pdf_words(out)
+        assert [w[1] for w in words] == " ".join(lines).split()
+        for _, text, (x0, y0, x1, y1), _ in words:
+            assert ink[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].any(), text
