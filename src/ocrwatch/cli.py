@@ -168,6 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if settings.profiles:
                 _check_profiles(settings)
+                for profile in settings.profiles:
+                    if profile.after_success not in (None, settings.after_success):
+                        # Archive/keep/delete is decided by the daemon's loop, which does not
+                        # read profiles yet; say so rather than pretend.
+                        log.warning(
+                            "profile.after_success_not_applied",
+                            profile=profile.label,
+                            wanted=str(profile.after_success),
+                            applied=str(settings.after_success),
+                        )
 
             return daemon.run(settings)
         if args.command == "status":
