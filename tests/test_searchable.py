@@ -125,6 +125,13 @@ class TestImagePage:
             placed += any(t == text and iou(px, b) >= 0.5 for t, b in theirs)
         assert placed >= 0.8 * len(ours), (placed, len(ours))
 
+    def test_pdfa_2b(self, page_outputs: tuple[Path, Path]) -> None:
+        """An image's PDF declares PDF/A-2b (validated by pikepdf when written)."""
+        _, out = page_outputs
+        with pikepdf.open(out / "page.png.pdf") as pdf:
+            assert pdf.open_metadata().pdfa_status == "2B"
+            assert "/OutputIntents" in pdf.Root
+
     def test_hocr_parses_with_words(self, page_outputs: tuple[Path, Path]) -> None:
         """hOCR is well-formed XHTML with ocr_page, ocr_line and ocrx_word (bbox, x_wconf)."""
         _, out = page_outputs
@@ -207,6 +214,14 @@ class TestImageOnlyPdf:
         # At most the text layer: a glyphless font and a few hundred bytes of text per page
         # (pikepdf may even save the untouched objects more compactly).
         assert grown < 20_000, grown
+
+    def test_pdf_input_not_rewritten_as_pdfa(self, scanned: tuple[Path, Path]) -> None:
+        """A PDF input keeps its own document info and makes no PDF/A claim."""
+        src, out = scanned
+        with pikepdf.open(src) as a, pikepdf.open(out) as b:
+            assert b.open_metadata().pdfa_status == ""
+            assert dict(b.docinfo) == dict(a.docinfo)
+            assert "/OutputIntents" not in b.Root
 
     def test_each_page_has_its_text(self, scanned: tuple[Path, Path]) -> None:
         """pdftotext finds each page's own lines on that page."""

@@ -56,7 +56,7 @@ def configure(
     root.addHandler(handler)
     root.setLevel(numeric)
     # Chatty libraries: keep their warnings, drop their info chatter.
-    for name in ("RapidOCR", "rapidocr", "urllib3", "PIL", "watchdog"):
+    for name in ("RapidOCR", "rapidocr", "urllib3", "PIL", "watchdog", "fontTools", "pikepdf"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
     structlog.configure(

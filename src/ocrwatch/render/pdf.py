@@ -15,20 +15,25 @@ Libraries, each doing what it is best at:
   orientations) is re-encoded losslessly (Flate, via PNG) from the decoded frames.
 
 Pages that already carry text (born-digital PDF pages, or pages OCRed before) get no second
-layer: their own text stays what a viewer finds, and text is never found twice. The output is
-a plain PDF (version of the input, or 1.x from img2pdf), not PDF/A: making PDF/A-2b from
-arbitrary input needs Ghostscript to rewrite the file, which would re-encode the images.
+layer: their own text stays what a viewer finds, and text is never found twice.
+
+PDF/A: a PDF made from an image is saved as PDF/A-2b by ``pikepdf.pdfa.save`` (sRGB output
+intent, XMP with the PDF/A identification), which validates the written bytes with pikepdf's
+own checker and refuses to write a file that fails; then the plain PDF is written instead
+(logged as ``pdf.not_pdfa``). A PDF input stays a plain PDF in its own version: making it
+PDF/A means rewriting its metadata and annotations (or, for most files, Ghostscript
+re-encoding it), which is more than adding a text layer.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pikepdf
 import structlog
 from PIL import Image, ImageOps, ImageSequence
 
@@ -52,11 +57,6 @@ def render_pdf(result: DocumentResult) -> bytes:
     Raises OSError when the source cannot be read, ValueError when its pages do not match
     the result's.
     """
-    # fontTools logs every subsetting step at INFO, pikepdf its start-up: noise in our log.
-    for name in ("fontTools", "pikepdf"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    import pikepdf
-
     source = result.source.path
     skip: set[int] = set()
     if result.source.format == "pdf":
@@ -77,8 +77,28 @@ def render_pdf(result: DocumentResult) -> bytes:
                 if record.result.lines:
                     form = base.copy_foreign(text_page.as_form_xobject())
                     page.add_overlay(form, pikepdf.Rectangle(page.cropbox))
-        out = io.BytesIO()
-        base.save(out)
+        if result.source.format == "pdf":
+            out = io.BytesIO()
+            base.save(out)
+            return out.getvalue()
+        return _pdfa_or_plain(base, source=source)
+
+
+def _pdfa_or_plain(pdf: pikepdf.Pdf, *, source: Path) -> bytes:
+    """Return ``pdf`` as PDF/A-2b when pikepdf's checker passes the result, else as it is."""
+    from pikepdf.pdfa import PdfaError, save
+
+    plain = io.BytesIO()
+    pdf.save(plain)
+    out = io.BytesIO()
+    # pikepdf.pdfa.save prepares the document in memory (output intent, XMP), writes it,
+    # reads it back and validates it; on a fail nothing is written and the plain file stands.
+    with pikepdf.open(io.BytesIO(plain.getvalue())) as copy:
+        try:
+            save(copy, out, "2b")
+        except (PdfaError, ValueError) as exc:
+            log.info("pdf.not_pdfa", path=str(source), reason=str(exc)[:300])
+            return plain.getvalue()
     return out.getvalue()
 
 
@@ -166,8 +186,6 @@ def _png(frame: Image.Image) -> bytes:
 
 
 def _page_count(data: bytes) -> int:
-    import pikepdf
-
     with pikepdf.open(io.BytesIO(data)) as pdf:
         return len(pdf.pages)
 
