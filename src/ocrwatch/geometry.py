@@ -5,8 +5,7 @@ its skew and upscale it; engines report boxes on that prepared image. Searchable
 and ALTO need them on the original page, so :mod:`ocrwatch.preprocess` records the projective
 transform from prepared pixels to original pixels as a 3x3 matrix (:data:`Matrix`, row-major)
 and :func:`map_page` applies it to every line and word box: each box's four corners are
-mapped and the axis-aligned box around them is kept, clipped to the page; a line with words
-gets the box around its mapped words.
+mapped and the axis-aligned box around them is kept, clipped to the page.
 """
 
 from __future__ import annotations
@@ -107,19 +106,8 @@ def map_page(result: PageResult, m: Matrix, *, width: int, height: int) -> PageR
         return replace(w, box=map_box(m, w.box, width=width, height=height))
 
     def line(ln: Line) -> Line:
-        words = tuple(word(w) for w in ln.words)
-        if words:
-            # The box around the mapped words, not around the mapped line box: a long line
-            # turned by a deskew angle would otherwise grow by width x sin(angle) in height.
-            box: PixelBox | None = (
-                min(w.box[0] for w in words),
-                min(w.box[1] for w in words),
-                max(w.box[2] for w in words),
-                max(w.box[3] for w in words),
-            )
-        else:
-            box = None if ln.box is None else map_box(m, ln.box, width=width, height=height)
-        return replace(ln, box=box, words=words)
+        box = None if ln.box is None else map_box(m, ln.box, width=width, height=height)
+        return replace(ln, box=box, words=tuple(word(w) for w in ln.words))
 
     if m == IDENTITY and (result.width, result.height) == (width, height):
         return result
