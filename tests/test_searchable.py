@@ -65,6 +65,18 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union else 0.0
 
 
+def assert_words_on_view(pdf: Path, expected: list[str]) -> None:
+    """The PDF's words, in order, each on ink of page 1 as a viewer renders it (72 dpi)."""
+    view = pdf.with_suffix(".view")
+    args = ["pdftoppm", "-r", "72", "-png", "-f", "1", "-l", "1", str(pdf), str(view)]
+    subprocess.run(args, check=True)
+    ink = np.asarray(Image.open(f"{view}-1.png").convert("L")) < 128
+    words = pdf_words(pdf)
+    assert [w[1] for w in words] == expected
+    for _, text, (x0, y0, x1, y1), _ in words:
+        assert ink[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].any(), text
+
+
 def pdftotext(pdf: Path, page: int) -> str:
     """The text layer of one page."""
     args = ["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"]
@@ -290,12 +302,19 @@ class TestImageKinds:
             "ocr", str(tmp_path / "r.pdf"), "-o", str(tmp_path / "o"), "--outputs", "pdf"
         )
         assert proc.returncode == 0, proc.stderr
-        out = tmp_path / "o" / "r.pdf.pdf"
-        subprocess.run(
-            ["pdftoppm", "-r", "72", "-png", str(out), str(tmp_path / "view")], check=True
-        )
-        ink = np.asarray(Image.open(tmp_path / "view-1.png").convert("L")) < 128
-        words = pdf_words(out)
-        assert [w[1] for w in words] == " ".join(lines).split()
-        for _, text, (x0, y0, x1, y1), _ in words:
-            assert ink[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].any(), text
+        assert_words_on_view(tmp_path / "o" / "r.pdf.pdf", " ".join(lines).split())
+
+    def test_exif_rotated_jpeg(self, tmp_path: Path) -> None:
+        """A JPEG stored sideways with EXIF orientation 6: kept as is, words where shown."""
+        lines = ["Sideways phone photo text", "second line of the note"]
+        stored = render_lines(lines, size=40).convert("RGB").rotate(90, expand=True)
+        exif = Image.Exif()
+        exif[0x0112] = 6  # shown turned 90 degrees clockwise
+        jpg = save(stored, tmp_path / "e.jpg", exif=exif, quality=90)
+        proc = ocrwatch("ocr", str(jpg), "-o", str(tmp_path / "o"), "--outputs", "pdf")
+        assert proc.returncode == 0, proc.stderr
+        out = tmp_path / "o" / "e.jpg.pdf"
+        with pikepdf.open(out) as pdf:
+            (image,) = pdf.pages[0].get_images().values()
+            assert image.read_raw_bytes() == jpg.read_bytes()
+        assert_words_on_view(out, " ".join(lines).split())
