@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,21 @@ class TestExtraOutputs:
             )  # fmt: skip
         assert out.extra[OutputFormat.HOCR].name == "x.png.hocr"
         assert b"new" in out.extra[OutputFormat.HOCR].read_bytes()
+
+    def test_unrenderable_pdf_left_out(self, tmp_path: Path) -> None:
+        """A source pikepdf cannot open: the PDF is skipped and named; text and hOCR written."""
+        bad = tmp_path / "in" / "x.pdf"
+        bad.parent.mkdir()
+        bad.write_bytes(b"%PDF-1.4 this is no PDF body at all\n%%EOF\n")
+        result = _result([["ocr text"]], path=str(bad))
+        result = replace(result, source=replace(result.source, format="pdf"))
+        out = write_outputs(
+            result, txt_path=tmp_path / "x.pdf.txt", source_id="x.pdf",
+            formats=(OutputFormat.PDF, OutputFormat.HOCR),
+        )  # fmt: skip
+        assert set(out.extra) == {OutputFormat.HOCR}
+        assert not (tmp_path / "x.pdf.pdf").exists()
+        manifest = json.loads(out.manifest.read_text())
+        assert manifest["outputs"] == {"hocr": "x.pdf.hocr"}
+        assert "pdf" in manifest["output_errors"]
+        assert out.txt.read_text() == "ocr text\n"

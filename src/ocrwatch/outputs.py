@@ -265,9 +265,9 @@ def write_outputs(
     the same name is ours to replace. Raises OutputError / TransientOutputError, and OSError
     when the source cannot be read again for a searchable PDF.
     """
-    wanted = [f for f in OutputFormat if f in formats and f in EXTRA_SUFFIXES]
     # Render first: a failure must not leave a manifest without its outputs.
-    bodies = {fmt: _renderer(fmt)(result) for fmt in wanted}
+    bodies, failed = _render_all(result, formats)
+    wanted = list(bodies)
     sha256 = result.source.sha256
     candidate = txt_path
     for n in range(2, _MAX_COLLISIONS):
@@ -283,7 +283,7 @@ def write_outputs(
                 result,
                 source_id=source_id,
                 txt_name=candidate.name,
-                extra={**(extra or {}), "outputs": names},
+                extra={**(extra or {}), "outputs": names, **failed},
             )
             try:
                 _write_set(paths, manifest, bodies, text=result.text, ours=ours)
@@ -300,6 +300,31 @@ def write_outputs(
             return paths
         candidate = _numbered(txt_path, n)
     raise OutputError(f"more than {_MAX_COLLISIONS} sidecars with this name", path=txt_path)
+
+
+def _render_all(
+    result: DocumentResult, formats: Collection[OutputFormat]
+) -> tuple[dict[OutputFormat, bytes], dict[str, Any]]:
+    """Render the extra ``formats``; return their bytes and ``output_errors`` for the manifest.
+
+    A format that cannot be rendered (a PDF that poppler reads but pikepdf refuses) is left
+    out and named in the manifest: the text is what the file was sent for. OSError is raised
+    as it is (the source vanished or a share went away: waiting may fix it).
+    """
+    bodies: dict[OutputFormat, bytes] = {}
+    errors: dict[str, str] = {}
+    for fmt in (f for f in OutputFormat if f in formats and f in EXTRA_SUFFIXES):
+        try:
+            bodies[fmt] = _renderer(fmt)(result)
+        except OSError:
+            raise
+        except Exception as exc:  # a renderer library's own error types, all of them
+            errors[str(fmt)] = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning(
+                "output.render_failed", path=str(result.source.path), format=str(fmt),
+                error=errors[str(fmt)],
+            )  # fmt: skip
+    return bodies, ({"output_errors": errors} if errors else {})
 
 
 def _status(paths: OutputPaths, *, source_id: str, sha256: str) -> tuple[bool, bool]:
