@@ -208,6 +208,22 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
+def _check_pdf_libraries() -> int:
+    """Print whether the searchable-PDF libraries import; return 1 if one does not."""
+    from importlib.metadata import version
+
+    try:
+        import img2pdf  # noqa: F401
+        import ocrmypdf.fpdf_renderer  # noqa: F401
+        import pikepdf  # noqa: F401
+    except ImportError as exc:
+        print(f"{'MISSING':8} {'pdf':10} {exc}; pip install 'ocrmypdf>=17.13,<18' pikepdf img2pdf")
+        return 1
+    names = ", ".join(f"{n} {version(n)}" for n in ("ocrmypdf", "pikepdf", "img2pdf"))
+    print(f"{'ok':8} {'pdf':10} {names}")
+    return 0
+
+
 def _check_profiles(settings: Settings) -> list[str]:
     """Raise ConfigError naming the first profile whose engines or languages are unusable."""
     from ocrwatch.engines import EngineCache
@@ -361,6 +377,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             f"{'ok' if where else 'MISSING':8} {tool:10} {where or 'apt-get install poppler-utils'}"
         )
         failures += where is None
+    failures += _check_pdf_libraries()
     for name in names:
         try:
             engine = engine_class(name)(settings)
