@@ -154,6 +154,20 @@ class TestImagePage:
         title = re.compile(r"bbox \d+ \d+ \d+ \d+; x_wconf \d+$")
         assert all(title.match(w.get("title", "")) for w in words)
 
+    def test_hocr_read_by_ocrmypdf(self, page_outputs: tuple[Path, Path]) -> None:
+        """OCRmyPDF's own hOCR parser reads our file: page size, 3 lines, the same words."""
+        from ocrmypdf.hocrtransform import HocrParser
+
+        page, out = page_outputs
+        parsed = HocrParser(out / "page.png.hocr").parse()
+        with Image.open(page) as img:
+            assert parsed.bbox is not None
+            assert (parsed.bbox.right, parsed.bbox.bottom) == img.size
+        lines = parsed.lines
+        assert len(lines) == 3
+        words = " ".join(w.text for ln in lines for w in ln.children)
+        assert words == (out / "page.png.txt").read_text().replace("\n", " ").strip()
+
     def test_alto_parses_with_words(self, page_outputs: tuple[Path, Path]) -> None:
         """ALTO 4: Page > PrintSpace > TextBlock > TextLine > String with positions and WC."""
         _, out = page_outputs

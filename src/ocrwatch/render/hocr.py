@@ -1,8 +1,11 @@
-"""hOCR 1.2: one ``ocr_page`` per page, ``ocr_line`` and ``ocrx_word`` with bbox and x_wconf.
+"""hOCR 1.2: ``ocr_page`` per page, ``ocr_carea``/``ocr_par``, ``ocr_line``, ``ocrx_word``.
 
-Boxes are in pixels of the page as loaded (a PDF page rasterized at ``pdf_dpi``), confidences
-0-100. Lines without a box (an engine that returns plain text) are left out: hOCR elements
-without a position would give viewers and PDF renderers nothing to place.
+Lines and words carry ``bbox`` and ``x_wconf``. The lines of a page go in one content area
+and paragraph (ocrwatch does not segment paragraphs); readers such as OCRmyPDF's hOCR parser
+look for lines inside paragraphs. Boxes are in pixels of the page as loaded (a PDF page
+rasterized at ``pdf_dpi``), confidences 0-100. Lines without a box (an engine that returns
+plain text) are left out: hOCR elements without a position would give viewers and PDF
+renderers nothing to place.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from ocrwatch import __version__
 from ocrwatch.engines.wordboxes import line_words
 
 if TYPE_CHECKING:
-    from ocrwatch.engines.base import PixelBox
+    from ocrwatch.engines.base import PageResult, PixelBox
     from ocrwatch.pipeline import DocumentResult
 
 __all__ = ["render_hocr"]
@@ -43,34 +46,42 @@ def render_hocr(result: DocumentResult) -> bytes:
     content_type = {"http-equiv": "Content-Type", "content": "text/html;charset=utf-8"}
     ET.SubElement(head, "meta", content_type)
     ET.SubElement(head, "meta", {"name": "ocr-system", "content": f"ocrwatch {__version__}"})
-    caps = "ocr_page ocr_line ocrx_word ocrp_wconf"
+    caps = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf"
     ET.SubElement(head, "meta", {"name": "ocr-capabilities", "content": caps})
     body = ET.SubElement(html, "body")
     for page in result.pages:
-        p = page.number
-        res = page.result
-        title = f'image "{result.source.path.name}"; {_bbox((0, 0, res.width, res.height))}'
-        attrs = {"class": "ocr_page", "id": f"page_{p}", "title": f"{title}; ppageno {p - 1}"}
-        div = ET.SubElement(body, "div", attrs)
-        n = 0
-        for line in res.lines:
-            if line.box is None:
-                continue
-            n += 1
-            span = ET.SubElement(
-                div,
-                "span",
-                {"class": "ocr_line", "id": f"line_{p}_{n}",
-                 "title": _bbox(line.box) + _wconf(line.confidence)},
-            )  # fmt: skip
-            for k, word in enumerate(line_words(line), start=1):
-                w = ET.SubElement(
-                    span,
-                    "span",
-                    {"class": "ocrx_word", "id": f"word_{p}_{n}_{k}",
-                     "title": _bbox(word.box) + _wconf(word.confidence)},
-                )  # fmt: skip
-                w.text = word.text
-                w.tail = " "
+        _page(body, page.number, page.result, image=result.source.path.name)
     body_xml = ET.tostring(html, encoding="unicode")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + _DOCTYPE + body_xml + "\n").encode()
+
+
+def _page(body: ET.Element, p: int, res: PageResult, *, image: str) -> None:
+    """Add one ocr_page; its lines go in one ocr_carea/ocr_par (hOCR readers expect them)."""
+    title = f'image "{image}"; {_bbox((0, 0, res.width, res.height))}; ppageno {p - 1}'
+    div = ET.SubElement(body, "div", {"class": "ocr_page", "id": f"page_{p}", "title": title})
+    lines = [ln for ln in res.lines if ln.box is not None]
+    if not lines:
+        return
+    boxes = [ln.box for ln in lines if ln.box is not None]
+    area = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))  # fmt: skip
+    carea = ET.SubElement(div, "div", {"class": "ocr_carea", "id": f"block_{p}",
+                                       "title": _bbox(area)})  # fmt: skip
+    par = ET.SubElement(carea, "p", {"class": "ocr_par", "id": f"par_{p}", "title": _bbox(area)})
+    for n, line in enumerate(lines, start=1):
+        assert line.box is not None
+        span = ET.SubElement(
+            par,
+            "span",
+            {"class": "ocr_line", "id": f"line_{p}_{n}",
+             "title": _bbox(line.box) + _wconf(line.confidence)},
+        )  # fmt: skip
+        for k, word in enumerate(line_words(line), start=1):
+            w = ET.SubElement(
+                span,
+                "span",
+                {"class": "ocrx_word", "id": f"word_{p}_{n}_{k}",
+                 "title": _bbox(word.box) + _wconf(word.confidence)},
+            )  # fmt: skip
+            w.text = word.text
+            w.tail = " "
