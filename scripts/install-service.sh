@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install ocrwatch as a systemd service on Debian/Ubuntu. Run as root from a checkout:
 #
-#   sudo scripts/install-service.sh [--no-start] [--no-apt] [--prefix /opt/ocrwatch]
+#   sudo scripts/install-service.sh [--worker] [--no-start] [--no-apt] [--prefix /opt/ocrwatch]
 #
 # Idempotent: rerun it to upgrade. It never overwrites /etc/ocrwatch/ocrwatch.toml, and keeps
 # your drop-ins (/etc/systemd/system/ocrwatch.service.d/); it does replace the unit itself.
@@ -11,6 +11,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX=/opt/ocrwatch
 START=1
 APT=1
+UNIT=ocrwatch
 USER_NAME=ocrwatch
 CONF_DIR=/etc/ocrwatch
 CONF_FILE="$CONF_DIR/ocrwatch.toml"
@@ -23,10 +24,12 @@ APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa poppler-utils py
 
 usage() {
     cat <<EOF
-Usage: $(basename "$0") [--no-start] [--no-apt] [--prefix DIR]
+Usage: $(basename "$0") [--worker] [--no-start] [--no-apt] [--prefix DIR]
 
 Install ocrwatch from this checkout ($REPO) as the systemd service 'ocrwatch'.
 
+  --worker       install 'ocrwatch-worker' instead: a recognition host for a coordinator
+                 with executor = "celery" (docs/scale-out.md)
   --prefix DIR   install the virtualenv in DIR/venv (default: /opt/ocrwatch)
   --no-start     do not enable or start the service (daemon-reload only)
   --no-apt       do not apt-get install ${APT_PACKAGES[*]}
@@ -46,6 +49,7 @@ say() { echo "==> $*"; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-start) START=0 ;;
+        --worker) UNIT=ocrwatch-worker ;;
         --no-apt) APT=0 ;;
         --prefix)
             [[ $# -ge 2 && -n "$2" ]] || { echo "install-service: --prefix needs a directory" >&2; exit 2; }
@@ -94,7 +98,9 @@ install -d -m 0755 "$PREFIX"
 # On PATH for admins (`ocrwatch status`, `ocrwatch check`); the unit uses the full path.
 ln -sfn "$VENV/bin/ocrwatch" /usr/local/bin/ocrwatch
 install -d -m 0755 "$PREFIX/docs"
-if [[ -f "$REPO/docs/systemd.md" ]]; then install -m 0644 "$REPO/docs/systemd.md" "$PREFIX/docs/"; fi
+for doc in systemd.md scale-out.md; do
+    if [[ -f "$REPO/docs/$doc" ]]; then install -m 0644 "$REPO/docs/$doc" "$PREFIX/docs/"; fi
+done
 
 # --- folders -------------------------------------------------------------------------------
 # Group-writable + setgid: files made by people in the group stay in the group (UMask=0002).
@@ -140,27 +146,27 @@ PY
 fi
 
 # --- unit ----------------------------------------------------------------------------------
-say "unit $UNIT_DIR/ocrwatch.service"
+say "unit $UNIT_DIR/$UNIT.service"
 sed "s#/opt/ocrwatch/venv/#$VENV/#g; s#/opt/ocrwatch/docs/#$PREFIX/docs/#g" \
-    "$REPO/systemd/ocrwatch.service" >"$UNIT_DIR/.ocrwatch.service.tmp"
-chmod 0644 "$UNIT_DIR/.ocrwatch.service.tmp"
-mv "$UNIT_DIR/.ocrwatch.service.tmp" "$UNIT_DIR/ocrwatch.service"
+    "$REPO/systemd/$UNIT.service" >"$UNIT_DIR/.$UNIT.service.tmp"
+chmod 0644 "$UNIT_DIR/.$UNIT.service.tmp"
+mv "$UNIT_DIR/.$UNIT.service.tmp" "$UNIT_DIR/$UNIT.service"
 
 # --- systemd -------------------------------------------------------------------------------
 if [[ "$(ps -p 1 -o comm= 2>/dev/null)" == systemd ]]; then
     systemctl daemon-reload
     if [[ $START -eq 1 ]]; then
-        say "enabling and (re)starting ocrwatch"
-        systemctl enable ocrwatch
-        systemctl restart ocrwatch
-        systemctl --no-pager --lines=0 status ocrwatch || true
+        say "enabling and (re)starting $UNIT"
+        systemctl enable "$UNIT"
+        systemctl restart "$UNIT"
+        systemctl --no-pager --lines=0 status "$UNIT" || true
     else
-        echo "Installed. Start it with: systemctl enable --now ocrwatch"
+        echo "Installed. Start it with: systemctl enable --now $UNIT"
     fi
 else
     cat <<EOF
 Installed, but systemd is not PID 1 here (a container?), so nothing was started.
-On a systemd host run:  systemctl daemon-reload && systemctl enable --now ocrwatch
+On a systemd host run:  systemctl daemon-reload && systemctl enable --now $UNIT
 To run it in the foreground instead:
   runuser -u $USER_NAME -- $VENV/bin/ocrwatch run --config $CONF_FILE
 EOF

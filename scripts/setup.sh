@@ -17,9 +17,11 @@ done
 PKGS=(python3 python3-venv python3-pip tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa
       poppler-utils fonts-dejavu-core fonts-dkg-handwriting)
 if [ "$WITH_TEST" = 1 ]; then
-  # qpdf: makes password-protected PDFs; systemd: systemd-analyze verify/security;
-  # handwriting fonts: the tests render notes in them (no evaluation data in the repo).
-  PKGS+=(qpdf systemd fonts-breip fonts-femkeklaver fonts-humor-sans)
+  # qpdf: makes password-protected PDFs and checks searchable ones; systemd:
+  # systemd-analyze verify/security; handwriting fonts: the tests render notes in them (no
+  # evaluation data in the repo); redis-server: the broker of the many-hosts tests (the
+  # tests start their own on 127.0.0.1; the Debian service itself is not needed).
+  PKGS+=(qpdf systemd fonts-breip fonts-femkeklaver fonts-humor-sans redis-server)
 fi
 
 missing=()

@@ -9,6 +9,7 @@ import pytest
 
 from ocrwatch.config import Binarize, Mode, Settings, load_settings
 from ocrwatch.exceptions import ConfigError, ExitCode
+from ocrwatch.profiles import Profile
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "ocrwatch.example.toml"
@@ -124,6 +125,9 @@ class TestExampleFile:
                     missing.append(prefix + name)
 
         walk(Settings, "")
+        for name in Profile.model_fields:
+            if f"# {name} =" not in text:
+                missing.append(f"profiles.{name}")
         assert not missing, f"undocumented keys: {missing}"
 
 

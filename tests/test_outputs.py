@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fsutil import fill_up
-from ocrwatch.config import Mode
+from ocrwatch.config import Mode, OutputFormat
 from ocrwatch.documents import SourceInfo
 from ocrwatch.engines import Line, PageResult
 from ocrwatch.exceptions import OutputError, TransientOutputError
@@ -132,12 +133,24 @@ class TestAtomicWrite:
         assert target.read_text() == "keep"
         assert os.listdir(tmp_path) == ["f.json"]
 
-    def test_not_a_directory_is_output_error(self, tmp_path: Path) -> None:
-        """An outbox path blocked by a plain file is an OutputError, not a transient one."""
+    def test_blocked_folder_waits_for_the_operator(self, tmp_path: Path) -> None:
+        """An outbox path blocked by a plain file is the operator's to fix: transient."""
         (tmp_path / "blocker").write_text("a file, not a folder")
-        with pytest.raises(OutputError) as info:
+        with pytest.raises(TransientOutputError):
             atomic_write(tmp_path / "blocker" / "f.txt", b"x")
+
+    def test_a_name_too_long_is_permanent(self, tmp_path: Path) -> None:
+        """A name no filesystem takes is the file's fault: OutputError, not transient."""
+        with pytest.raises(OutputError) as info:
+            atomic_write(tmp_path / ("n" * 300), b"x")
         assert not isinstance(info.value, TransientOutputError)
+
+    def test_long_source_names_fit(self, tmp_path: Path) -> None:
+        """A 251-byte source name gets a sidecar name that fits, with room for siblings."""
+        txt = sidecar_path("n" * 247 + ".png", out_dir=tmp_path)
+        assert len(os.fsencode(txt.name)) + len(".99999.alto.xml") - len(".txt") <= 255
+        paths = write_outputs(_result([["hello"]]), txt_path=txt, source_id="n" * 247 + ".png")
+        assert paths.txt.read_text() == "hello\n"
 
     def test_full_disk_is_transient(self, small_tmpfs: Path) -> None:
         """A full filesystem gives TransientOutputError and leaves no partial file behind."""
@@ -159,3 +172,68 @@ class TestAtomicWrite:
                 _result([["x" * 300_000]]), txt_path=small_tmpfs / "x.png.txt", source_id="x.png"
             )
         assert sorted(os.listdir(small_tmpfs)) == ["ballast"]
+
+
+class TestExtraOutputs:
+    """hOCR/ALTO beside the .txt: same name rules, listed in the manifest."""
+
+    FORMATS = (OutputFormat.HOCR, OutputFormat.ALTO)
+
+    def test_written_beside_and_listed(self, tmp_path: Path) -> None:
+        """x.png.hocr and x.png.alto.xml appear with the .txt; the manifest names them."""
+        out = write_outputs(
+            _result([["one two"]]),
+            txt_path=tmp_path / "x.png.txt",
+            source_id="x.png",
+            formats=self.FORMATS,
+        )
+        assert out.extra == {
+            OutputFormat.HOCR: tmp_path / "x.png.hocr",
+            OutputFormat.ALTO: tmp_path / "x.png.alto.xml",
+        }
+        assert b"ocrx_word" in out.extra[OutputFormat.HOCR].read_bytes()
+        manifest = json.loads(out.manifest.read_text())
+        assert manifest["outputs"] == {"hocr": "x.png.hocr", "alto": "x.png.alto.xml"}
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "x.png.alto.xml", "x.png.hocr", "x.png.json", "x.png.txt",
+        ]  # fmt: skip
+
+    def test_foreign_extra_not_clobbered(self, tmp_path: Path) -> None:
+        """Someone's x.png.hocr is kept; all of our outputs move to the numbered name."""
+        (tmp_path / "x.png.hocr").write_text("theirs")
+        out = write_outputs(
+            _result([["ocr"]]), txt_path=tmp_path / "x.png.txt", source_id="x.png",
+            formats=self.FORMATS,
+        )  # fmt: skip
+        assert (tmp_path / "x.png.hocr").read_text() == "theirs"
+        assert out.txt.name == "x.png.2.txt"
+        assert out.extra[OutputFormat.HOCR].name == "x.png.2.hocr"
+        assert out.extra[OutputFormat.ALTO].name == "x.png.2.alto.xml"
+
+    def test_rerun_replaces_own_extras(self, tmp_path: Path) -> None:
+        """A re-run of the same source replaces its hOCR instead of numbering it."""
+        for words in (["old"], ["new"]):
+            out = write_outputs(
+                _result([words]), txt_path=tmp_path / "x.png.txt", source_id="x.png",
+                formats=self.FORMATS,
+            )  # fmt: skip
+        assert out.extra[OutputFormat.HOCR].name == "x.png.hocr"
+        assert b"new" in out.extra[OutputFormat.HOCR].read_bytes()
+
+    def test_unrenderable_pdf_left_out(self, tmp_path: Path) -> None:
+        """A source pikepdf cannot open: the PDF is skipped and named; text and hOCR written."""
+        bad = tmp_path / "in" / "x.pdf"
+        bad.parent.mkdir()
+        bad.write_bytes(b"%PDF-1.4 this is no PDF body at all\n%%EOF\n")
+        result = _result([["ocr text"]], path=str(bad))
+        result = replace(result, source=replace(result.source, format="pdf"))
+        out = write_outputs(
+            result, txt_path=tmp_path / "x.pdf.txt", source_id="x.pdf",
+            formats=(OutputFormat.PDF, OutputFormat.HOCR),
+        )  # fmt: skip
+        assert set(out.extra) == {OutputFormat.HOCR}
+        assert not (tmp_path / "x.pdf.pdf").exists()
+        manifest = json.loads(out.manifest.read_text())
+        assert manifest["outputs"] == {"hocr": "x.pdf.hocr"}
+        assert "pdf" in manifest["output_errors"]
+        assert out.txt.read_text() == "ocr text\n"

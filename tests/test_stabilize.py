@@ -147,6 +147,16 @@ class TestProbeRetry:
         g.check("a", Signature(200, 6))
         assert g.probe_failures("a") == 0
 
+    def test_again_lifts_a_deferral(self) -> None:
+        """A probe that was lost (not failed) is offered again without waiting out the hold."""
+        clock = FakeClock()
+        g = gate(clock, quiet=0.0)
+        g.check("a", SIG)
+        g.defer("a", 3600.0)
+        assert g.due() == []
+        g.again("a")
+        assert g.due() == ["a"]
+
     def test_defer_holds_back(self) -> None:
         """defer() keeps a ready file out of due() for the given time."""
         clock = FakeClock()

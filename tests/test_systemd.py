@@ -22,6 +22,7 @@ from ocrwatch.exceptions import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "ocrwatch.service"
+WORKER_UNIT = REPO / "systemd" / "ocrwatch-worker.service"
 INSTALL_SCRIPT = REPO / "scripts" / "install-service.sh"
 
 #: What `systemd-analyze security --offline=true` scored the unit at when it was written
@@ -269,20 +270,20 @@ def _systemd_analyze() -> str:
     return path
 
 
-def _verifiable_unit(tmp_path: Path) -> Path:
-    """Copy the unit to tmp_path with ExecStart pointing at an executable that exists here."""
+def _verifiable_unit(tmp_path: Path, source: Path = UNIT) -> Path:
+    """Copy a unit to tmp_path with ExecStart pointing at an executable that exists here."""
     venv_ocrwatch = Path(sys.executable).parent / "ocrwatch"
     exe = venv_ocrwatch if venv_ocrwatch.exists() else Path(sys.executable)
-    text = UNIT.read_text(encoding="utf-8").replace("/opt/ocrwatch/venv/bin/ocrwatch", str(exe))
-    unit = tmp_path / "ocrwatch.service"
+    text = source.read_text(encoding="utf-8").replace("/opt/ocrwatch/venv/bin/ocrwatch", str(exe))
+    unit = tmp_path / source.name
     unit.write_text(text, encoding="utf-8")
     return unit
 
 
-def _unit_directives() -> dict[str, list[str]]:
-    """Return the unit's directives (name -> values in order), comments skipped."""
+def _unit_directives(source: Path = UNIT) -> dict[str, list[str]]:
+    """Return a unit's directives (name -> values in order), comments skipped."""
     out: dict[str, list[str]] = {}
-    for raw in UNIT.read_text(encoding="utf-8").splitlines():
+    for raw in source.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";", "[")):
             continue
@@ -292,15 +293,16 @@ def _unit_directives() -> dict[str, list[str]]:
 
 
 class TestUnitFile:
-    """systemd/ocrwatch.service loads cleanly, stays hardened and matches the CLI."""
+    """systemd/ocrwatch.service and ocrwatch-worker.service load cleanly and stay hardened."""
 
-    def test_verify_passes(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("source", [UNIT, WORKER_UNIT], ids=lambda p: p.name)
+    def test_verify_passes(self, tmp_path: Path, source: Path) -> None:
         """`systemd-analyze verify` reports nothing about our unit.
 
         The ocrwatch user may not exist on the test machine (the install script creates it);
         a complaint about that account alone is not counted.
         """
-        unit = _verifiable_unit(tmp_path)
+        unit = _verifiable_unit(tmp_path, source)
         proc = subprocess.run(
             [_systemd_analyze(), "verify", str(unit)],
             capture_output=True,
@@ -308,16 +310,17 @@ class TestUnitFile:
             timeout=120,
         )
         output = proc.stdout + proc.stderr
-        about_unit = [line for line in output.splitlines() if "ocrwatch.service" in line]
+        about_unit = [line for line in output.splitlines() if source.name in line]
         # "ocrwatch.service: ... user/group ... ocrwatch ..." about the account, nothing else.
         account = re.compile(r"\b(user|group)\b.*\bocrwatch\b(?!\.service)", re.IGNORECASE)
         problems = [line for line in about_unit if not account.search(line)]
         assert problems == [], output
         assert proc.returncode == 0 or about_unit, output
 
-    def test_security_exposure_stays_low(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("source", [UNIT, WORKER_UNIT], ids=lambda p: p.name)
+    def test_security_exposure_stays_low(self, tmp_path: Path, source: Path) -> None:
         """`systemd-analyze security --offline=true` scores <= MAX_EXPOSURE, key checks pass."""
-        unit = _verifiable_unit(tmp_path)
+        unit = _verifiable_unit(tmp_path, source)
         proc = subprocess.run(
             [_systemd_analyze(), "security", "--offline=true", "--no-pager", str(unit)],
             capture_output=True,
@@ -355,6 +358,18 @@ class TestUnitFile:
             "--config",
             "/etc/ocrwatch/ocrwatch.toml",
         ]
+
+    def test_worker_unit_runs_the_worker(self) -> None:
+        """The worker unit starts `ocrwatch worker` with the same config and a warm stop."""
+        directives = _unit_directives(WORKER_UNIT)
+        assert directives["ExecStart"][0].split()[1:] == [
+            "worker",
+            "--config",
+            "/etc/ocrwatch/ocrwatch.toml",
+        ]
+        assert directives["KillMode"] == ["mixed"]
+        codes = {int(c) for v in directives["RestartPreventExitStatus"] for c in v.split()}
+        assert codes == {ExitCode.CONFIG, ExitCode.DEPENDENCY}
 
 
 class TestInstallScript:

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from ocrwatch._version import __version__
-from ocrwatch.config import Mode, Settings, WatchMode, load_settings
+from ocrwatch.config import Mode, OutputFormat, Settings, WatchMode, load_settings
 from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
 
 __all__ = ["build_parser", "main"]
@@ -51,6 +51,15 @@ def _recognition(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-e", "--engine", help="force an engine: tesseract, paddle, aspose, ...")
 
 
+def _outputs(parser: argparse.ArgumentParser) -> None:
+    names = ",".join(f.value for f in OutputFormat)
+    parser.add_argument(
+        "--outputs",
+        metavar="LIST",
+        help=f"what to write per file, of {names} (txt and json always are)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``ocrwatch`` command."""
     parser = argparse.ArgumentParser(
@@ -75,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object per file (text + manifest)"
     )
     ocr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _outputs(ocr)
     _recognition(ocr)
     _common(ocr)
 
@@ -90,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path)
     run.add_argument("--watch-mode", choices=[w.value for w in WatchMode])
     run.add_argument("--workers", type=int)
+    _outputs(run)
     _recognition(run)
     _common(run)
 
@@ -133,6 +144,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "workers",
         "log_level",
         "log_format",
+        "outputs",
     ):
         value = getattr(args, key, None)
         if value is not None:
@@ -169,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _setup_logging(settings, stream=sys.stdout)
             from ocrwatch.daemon.coordinator import run
 
+            if settings.profiles:
+                _check_profiles(settings)
             return run(settings)
         if args.command == "worker":
             _setup_logging(settings, stream=sys.stdout)
@@ -202,6 +216,34 @@ class _Stderr:
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()
+
+
+def _check_pdf_libraries() -> int:
+    """Print whether the searchable-PDF libraries import; return 1 if one does not."""
+    from importlib.metadata import version
+
+    try:
+        import img2pdf  # noqa: F401
+        import ocrmypdf.fpdf_renderer  # noqa: F401
+        import pikepdf  # noqa: F401
+    except ImportError as exc:
+        print(f"{'MISSING':8} {'pdf':10} {exc}; pip install 'ocrmypdf>=17.13,<18' pikepdf img2pdf")
+        return 1
+    names = ", ".join(f"{n} {version(n)}" for n in ("ocrmypdf", "pikepdf", "img2pdf"))
+    print(f"{'ok':8} {'pdf':10} {names}")
+    return 0
+
+
+def _check_profiles(settings: Settings) -> list[str]:
+    """Raise ConfigError naming the first profile whose engines or languages are unusable."""
+    from ocrwatch.engines import EngineCache
+    from ocrwatch.profiles import check_profiles
+
+    engines = EngineCache(settings)
+    try:
+        return check_profiles(settings, engines)
+    finally:
+        engines.close()
 
 
 def _prepare_engines(settings: Settings) -> Any:
@@ -247,6 +289,9 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
     from ocrwatch.pipeline import recognize_file
 
     files: list[Path] = args.files
+    if args.outputs and args.output_dir is None:
+        _error("--outputs needs -o/--output-dir (stdout carries the text only)")
+        return int(ExitCode.USAGE)
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     engines = _prepare_engines(settings)
@@ -265,6 +310,7 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
                             result,
                             txt_path=sidecar_path(path.name, out_dir=args.output_dir),
                             source_id=source_id,
+                            formats=settings.outputs,
                         )
                     _emit(
                         args,
@@ -341,6 +387,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             f"{'ok' if where else 'MISSING':8} {tool:10} {where or 'apt-get install poppler-utils'}"
         )
         failures += where is None
+    failures += _check_pdf_libraries()
     for name in names:
         try:
             engine = engine_class(name)(settings)
@@ -358,4 +405,11 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         except DependencyError as exc:
             print(f"{'MISSING':8} {name:10} {exc}")
             failures += 1
+    if settings.profiles:
+        try:
+            for line in _check_profiles(settings):
+                print(f"{'ok':8} {line}")
+        except ConfigError as exc:
+            print(f"{'ERROR':8} {exc}")
+            return int(ExitCode.CONFIG)
     return int(ExitCode.DEPENDENCY) if failures else int(ExitCode.OK)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -28,18 +27,35 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ocrwatch.choices import (
+    AfterSuccess,
+    Binarize,
+    DuplicatePolicy,
+    ExecutorKind,
+    LogFormat,
+    Mode,
+    OutputFormat,
+    WatchMode,
+    split_list,
+    with_sidecars,
+)
 from ocrwatch.exceptions import ConfigError
+from ocrwatch.profiles import Profile
 
 __all__ = [
     "AfterSuccess",
     "AsposeSettings",
     "Binarize",
+    "CelerySettings",
     "DuplicatePolicy",
+    "ExecutorKind",
     "LogFormat",
     "Mode",
+    "OutputFormat",
     "PaddleSettings",
     "PreprocessProfile",
     "PreprocessSettings",
+    "Profile",
     "RetrySettings",
     "Settings",
     "TesseractSettings",
@@ -49,60 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_FILE = Path("/etc/ocrwatch/ocrwatch.toml")
-
-
-class Mode(StrEnum):
-    """What kind of writing to expect."""
-
-    PRINTED = "printed"
-    HANDWRITTEN = "handwritten"
-    AUTO = "auto"
-
-
-class Binarize(StrEnum):
-    """Binarization method of the preprocessing stage."""
-
-    OFF = "off"
-    OTSU = "otsu"
-    ADAPTIVE = "adaptive"
-
-
-class LogFormat(StrEnum):
-    """Log rendering: JSON lines, a console renderer, or auto (console only on a TTY)."""
-
-    AUTO = "auto"
-    JSON = "json"
-    CONSOLE = "console"
-
-
-class WatchMode(StrEnum):
-    """How the daemon notices new files."""
-
-    AUTO = "auto"
-    INOTIFY = "inotify"
-    POLLING = "polling"
-
-
-class ExecutorKind(StrEnum):
-    """Where recognition runs for the daemon."""
-
-    LOCAL = "local"  # worker processes on this host
-    CELERY = "celery"  # ocrwatch worker processes on any host, through a Celery broker
-
-
-class AfterSuccess(StrEnum):
-    """What the daemon does with an original once its outputs are durable."""
-
-    ARCHIVE = "archive"
-    KEEP = "keep"
-    DELETE = "delete"
-
-
-class DuplicatePolicy(StrEnum):
-    """What the daemon does with a file whose content (sha256) was already processed."""
-
-    PROCESS = "process"
-    SKIP = "skip"
 
 
 class PreprocessProfile(BaseModel):
@@ -355,6 +317,15 @@ class Settings(BaseSettings):
     )
     metrics_address: str = Field("127.0.0.1", description="Address the metrics server binds.")
 
+    # --- outputs and hot folders --------------------------------------------------------------
+    outputs: Annotated[list[OutputFormat], NoDecode] = Field(
+        default_factory=lambda: [OutputFormat.TXT, OutputFormat.JSON],
+        description="txt, json, pdf (searchable), hocr, alto; txt and json are always written.",
+    )
+    profiles: list[Profile] = Field(
+        default_factory=list, description="Hot folders: [[profiles]] tables, first match wins."
+    )
+
     # --- logging -----------------------------------------------------------------------------
     log_level: str = Field("info", description="debug, info, warning or error.")
     log_format: LogFormat = Field(LogFormat.AUTO, description="auto, json or console.")
@@ -444,6 +415,36 @@ class Settings(BaseSettings):
             return out
         return v
 
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs_list(cls, v: Any) -> Any:
+        return split_list(v)
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, v: list[OutputFormat]) -> list[OutputFormat]:
+        return with_sidecars(v)
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _named_profiles(cls, v: Any) -> Any:
+        # Name the bad profile by its name or match, not by its position in the list.
+        if not isinstance(v, list):
+            return v
+        out = []
+        for n, item in enumerate(v, start=1):
+            if isinstance(item, Profile):
+                out.append(item)
+                continue
+            label = (item.get("name") or item.get("match")) if isinstance(item, dict) else None
+            try:
+                out.append(Profile.model_validate(item))
+            except ValidationError as exc:
+                raise ValueError(
+                    f"profile {label or n!r}: {_format_validation_error(exc, prefix='')}"
+                ) from None
+        return out
+
     @field_validator("ignore_patterns", mode="before")
     @classmethod
     def _split_patterns(cls, v: Any) -> Any:
@@ -515,7 +516,9 @@ def _secrets_dir(environ: Mapping[str, str]) -> Path | None:
     return None
 
 
-def _format_validation_error(exc: ValidationError) -> str:
+def _format_validation_error(
+    exc: ValidationError, *, prefix: str = "invalid configuration: "
+) -> str:
     parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err.get("loc", ())) or "<settings>"
@@ -523,7 +526,7 @@ def _format_validation_error(exc: ValidationError) -> str:
         if err.get("type") == "extra_forbidden":
             msg = "unknown setting"
         parts.append(f"{key}: {msg}")
-    return "invalid configuration: " + "; ".join(parts)
+    return prefix + "; ".join(parts)
 
 
 def load_settings(

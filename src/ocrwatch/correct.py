@@ -15,6 +15,7 @@ from importlib.resources import files
 from typing import Any
 
 from ocrwatch.engines.base import Line, PageResult
+from ocrwatch.engines.wordboxes import retext
 
 __all__ = ["NEVER_SUGGEST", "correct_line", "correct_page"]
 
@@ -119,7 +120,7 @@ def correct_page(page: PageResult) -> tuple[PageResult, int]:
             changed += sum(
                 a != b for a, b in zip(fixed.split(" "), line.text.split(" "), strict=False)
             )
-            line = Line(text=fixed, confidence=line.confidence, box=line.box)
+            line = retext(line, fixed)
         lines.append(line)
     return PageResult(
         lines=tuple(lines), engine=page.engine, width=page.width, height=page.height

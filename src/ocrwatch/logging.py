@@ -75,7 +75,7 @@ def configure(
     root.setLevel(numeric)
     logging.captureWarnings(True)  # library warnings as log lines, not bare console text
     # Chatty libraries: keep their warnings, drop their info chatter.
-    for name in ("RapidOCR", "rapidocr", "urllib3", "PIL", "watchdog"):
+    for name in ("RapidOCR", "rapidocr", "urllib3", "PIL", "watchdog", "fontTools", "pikepdf"):
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
     structlog.configure(

@@ -10,13 +10,19 @@ Collisions: an existing sidecar is replaced only when its manifest says it came 
 source (same ``source_id`` and sha256: a re-run, or a retry after a crash). Otherwise the new
 outputs take the next free name ``scan.pdf.2.txt``, ``scan.pdf.3.txt``, ... and the event is
 logged, so another source's sidecar is never overwritten silently.
+
+More outputs (``outputs`` setting): ``NAME.EXT.pdf`` (searchable PDF), ``NAME.EXT.hocr`` and
+``NAME.EXT.alto.xml`` go beside the ``.txt`` under the same (possibly numbered) name, written
+the same way after the manifest and before the ``.txt``; the manifest lists them under
+``outputs``. The ``.txt`` and the manifest are always written: the manifest is how ocrwatch
+knows which sidecars are its own.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,16 +31,19 @@ import structlog
 
 from ocrwatch import fsutil
 from ocrwatch._version import __version__
+from ocrwatch.choices import OutputFormat
 from ocrwatch.exceptions import OutputError, TransientOutputError
 
 if TYPE_CHECKING:
     from ocrwatch.pipeline import DocumentResult
 
 __all__ = [
+    "EXTRA_SUFFIXES",
     "MANIFEST_SCHEMA",
     "OutputPaths",
     "atomic_write",
     "build_manifest",
+    "extra_path",
     "manifest_path_for",
     "sidecar_path",
     "write_outputs",
@@ -49,10 +58,34 @@ _MAX_COLLISIONS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class OutputPaths:
-    """Where a document's outputs were written."""
+    """Where a document's outputs were written (``extra``: pdf, hocr, alto by format)."""
 
     txt: Path
     manifest: Path
+    extra: dict[OutputFormat, Path] = field(default_factory=dict)
+
+
+#: Name suffix (after the source's own name) of each output besides the .txt and manifest.
+EXTRA_SUFFIXES: Mapping[OutputFormat, str] = {
+    OutputFormat.PDF: ".pdf",
+    OutputFormat.HOCR: ".hocr",
+    OutputFormat.ALTO: ".alto.xml",
+}
+
+
+def extra_path(txt_path: Path, fmt: OutputFormat) -> Path:
+    """Return the path of output ``fmt`` beside ``txt_path`` (``x.pdf.txt`` -> ``x.pdf.hocr``)."""
+    return txt_path.with_name(txt_path.name[: -len(".txt")] + EXTRA_SUFFIXES[fmt])
+
+
+def _renderer(fmt: OutputFormat) -> Callable[[DocumentResult], bytes]:
+    from ocrwatch import render
+
+    return {
+        OutputFormat.PDF: render.render_pdf,
+        OutputFormat.HOCR: render.render_hocr,
+        OutputFormat.ALTO: render.render_alto,
+    }[fmt]
 
 
 def sidecar_path(relpath: Path | str, *, out_dir: Path) -> Path:
@@ -176,62 +209,61 @@ def write_outputs(
     txt_path: Path,
     source_id: str,
     extra: Mapping[str, Any] | None = None,
+    formats: Collection[OutputFormat] = (),
 ) -> OutputPaths:
-    """Write the sidecar text and manifest for ``result``; return where they went.
+    """Write the sidecar text, manifest and the other ``formats``; return where they went.
 
     ``source_id`` identifies the source across runs (the inbox-relative path for the daemon,
     the absolute path for the CLI); with the sha256 it decides whether an existing sidecar of
     the same name is ours to replace. A name that is not UTF-8 keeps its bytes where the
-    outbox takes them; a share that refuses them gets the name with U+FFFD in their place.
-    Raises OutputError / TransientOutputError.
+    outbox takes them; a share that refuses them gets U+FFFD in their place. Raises
+    OutputError / TransientOutputError, and OSError when the source cannot be read again
+    for a searchable PDF.
     """
     try:
-        return _write_outputs(result, txt_path=txt_path, source_id=source_id, extra=extra)
+        return _write_outputs(result, txt_path, source_id, extra, formats)
     except OutputError as exc:
         cause = exc.__cause__
         utf8 = fsutil.utf8_path(txt_path)
-        if not isinstance(cause, OSError) or cause.errno not in fsutil.NAME_ERRNOS:
-            raise
-        if utf8 == txt_path:
+        named = isinstance(cause, OSError) and cause.errno in fsutil.NAME_ERRNOS
+        if not named or utf8 == txt_path:
             raise
         log.warning("output.name_refused", wanted=fsutil.display(txt_path), using=str(utf8))
-        return _write_outputs(result, txt_path=utf8, source_id=source_id, extra=extra)
+        return _write_outputs(result, utf8, source_id, extra, formats)
 
 
 def _write_outputs(
     result: DocumentResult,
-    *,
     txt_path: Path,
     source_id: str,
     extra: Mapping[str, Any] | None,
+    formats: Collection[OutputFormat],
 ) -> OutputPaths:
+    # Render first: a failure must not leave a manifest without its outputs.
+    bodies, failed = _render_all(result, formats)
+    wanted = list(bodies)
     sha256 = result.source.sha256
     candidate = txt_path
     for n in range(2, _MAX_COLLISIONS):
-        try:
-            taken = candidate.exists() or manifest_path_for(candidate).exists()
-            ours = taken and _owner_of(candidate) == (fsutil.display(source_id), sha256)
-        except OSError as exc:
-            raise _translate_os_error(exc, candidate) from exc
+        paths = OutputPaths(
+            txt=candidate,
+            manifest=manifest_path_for(candidate),
+            extra={fmt: extra_path(candidate, fmt) for fmt in wanted},
+        )
+        taken, ours = _status(paths, source_id=source_id, sha256=sha256)
         if not taken or ours:
-            paths = OutputPaths(txt=candidate, manifest=manifest_path_for(candidate))
+            names = {str(fmt): fsutil.display(p.name) for fmt, p in paths.extra.items()}
             manifest = build_manifest(
-                result, source_id=source_id, txt_name=candidate.name, extra=extra
+                result,
+                source_id=source_id,
+                txt_name=candidate.name,
+                extra={**(extra or {}), "outputs": names, **failed},
             )
-            body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
             try:
-                # A new name is reserved by creating its manifest exclusively.
-                atomic_write(paths.manifest, body, exclusive=not ours)
+                _write_set(paths, manifest, bodies, text=result.text, ours=ours)
             except FileExistsError:
                 candidate = _numbered(txt_path, n)
                 continue
-            try:
-                atomic_write(paths.txt, result.text.encode("utf-8"))
-            except OutputError:
-                if not ours:
-                    # Give the reserved name back: no manifest without its text.
-                    paths.manifest.unlink(missing_ok=True)
-                raise
             if candidate != txt_path:
                 log.warning(
                     "output.name_taken",
@@ -242,3 +274,63 @@ def _write_outputs(
             return paths
         candidate = _numbered(txt_path, n)
     raise OutputError(f"more than {_MAX_COLLISIONS} sidecars with this name", path=txt_path)
+
+
+def _render_all(
+    result: DocumentResult, formats: Collection[OutputFormat]
+) -> tuple[dict[OutputFormat, bytes], dict[str, Any]]:
+    """Render the extra ``formats``; return their bytes and ``output_errors`` for the manifest.
+
+    A format that cannot be rendered (a PDF that poppler reads but pikepdf refuses) is left
+    out and named in the manifest: the text is what the file was sent for. OSError is raised
+    as it is (the source vanished or a share went away: waiting may fix it).
+    """
+    bodies: dict[OutputFormat, bytes] = {}
+    errors: dict[str, str] = {}
+    for fmt in (f for f in OutputFormat if f in formats and f in EXTRA_SUFFIXES):
+        try:
+            bodies[fmt] = _renderer(fmt)(result)
+        except OSError:
+            raise
+        except Exception as exc:  # a renderer library's own error types, all of them
+            errors[str(fmt)] = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning(
+                "output.render_failed", path=str(result.source.path), format=str(fmt),
+                error=errors[str(fmt)],
+            )  # fmt: skip
+    return bodies, ({"output_errors": errors} if errors else {})
+
+
+def _status(paths: OutputPaths, *, source_id: str, sha256: str) -> tuple[bool, bool]:
+    """Return (is any of the names taken, are they ours to replace)."""
+    try:
+        taken = any(p.exists() for p in (paths.txt, paths.manifest, *paths.extra.values()))
+        return taken, taken and _owner_of(paths.txt) == (fsutil.display(source_id), sha256)
+    except OSError as exc:
+        raise _translate_os_error(exc, paths.txt) from exc
+
+
+def _write_set(
+    paths: OutputPaths,
+    manifest: Mapping[str, Any],
+    bodies: Mapping[OutputFormat, bytes],
+    *,
+    text: str,
+    ours: bool,
+) -> None:
+    """Write manifest, extras, then the .txt; FileExistsError when the name was taken first."""
+    body = (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    # A new name is reserved by creating its manifest exclusively.
+    atomic_write(paths.manifest, body, exclusive=not ours)
+    written: list[Path] = []
+    try:
+        for fmt, path in paths.extra.items():
+            atomic_write(path, bodies[fmt])
+            written.append(path)
+        atomic_write(paths.txt, text.encode("utf-8"))
+    except OutputError:
+        if not ours:
+            # Give the reserved name back: no manifest without its outputs.
+            for path in (*written, paths.manifest):
+                path.unlink(missing_ok=True)
+        raise

@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from ocrwatch import correct, documents, preprocess
+from ocrwatch import correct, documents, geometry, preprocess
 from ocrwatch.config import Mode, Settings
 from ocrwatch.engines import Engine, EngineCache, PageResult
 from ocrwatch.exceptions import ConfigError, TransientEngineError
@@ -126,14 +126,18 @@ def _read_page(
             profile = getattr(settings.preprocess, mode.value)
             prepared = preprocess.preprocess(page.image, profile=profile)
             timer.add("preprocess", time.perf_counter() - t0)
-            image, steps = prepared.image, prepared.steps
+            image, steps, to_source = prepared.image, prepared.steps, prepared.to_source
         else:
-            image, steps = page.image, ()
+            image, steps, to_source = page.image, (), geometry.IDENTITY
         t0 = time.perf_counter()
         result, attempts = call_with_retry(
             lambda: engine.recognize(image, languages=langs, mode=mode), policy=settings.retry
         )
         timer.add("recognize", time.perf_counter() - t0)
+        # Boxes on the page as loaded, not on the upscaled/deskewed/cropped copy.
+        result = geometry.map_page(
+            result, to_source, width=page.image.width, height=page.image.height
+        )
         return result, steps, attempts
 
     route_conf: float | None = None

@@ -33,6 +33,7 @@ import numpy.typing as npt
 import structlog
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
+from ocrwatch import geometry
 from ocrwatch.config import Binarize, PreprocessProfile
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "adaptive_binarize",
     "estimate_skew",
     "estimate_text_height",
+    "find_sheet",
     "median_filter",
     "otsu_binarize",
     "otsu_threshold",
@@ -70,12 +72,16 @@ GrayArray = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True, eq=False)
 class PreparedPage:
-    """A preprocessed page: the image, its upscale factor, the skew removed, the steps applied."""
+    """A preprocessed page: the image, its upscale factor, the skew removed, the steps applied.
+
+    ``to_source`` maps a pixel of ``image`` back to the input page (see :mod:`ocrwatch.geometry`).
+    """
 
     image: Image.Image
     scale: float
     skew_degrees: float
     steps: tuple[str, ...]
+    to_source: geometry.Matrix = geometry.IDENTITY
 
 
 def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPage:
@@ -90,10 +96,12 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
         page = page.convert("RGB")
 
     photo = False  # a sheet was found on a table
+    forward = geometry.IDENTITY  # input page -> current image
     if profile.crop_sheet and page.mode == "L":
-        cropped = crop_sheet(page)
-        if cropped is not None:
-            page, photo = cropped, True
+        found = find_sheet(page)
+        if found is not None:
+            (page, warp), photo = found, True
+            forward = warp
             steps.append("crop_sheet")
 
     if profile.median_filter:
@@ -106,9 +114,12 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
         if abs(estimate) >= MIN_DESKEW_DEGREES:
             skew = estimate
             fill: int | tuple[int, ...] = 255 if page.mode == "L" else (255,) * len(page.getbands())
+            before = page.size
             page = page.rotate(
                 -skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill
             )
+            turn = geometry.rotation_about_centres(-skew, src=before, dst=page.size)
+            forward = geometry.compose(turn, forward)
             steps.append(f"deskew:{skew:.1f}")
 
     height: float | None = None
@@ -119,6 +130,8 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
         scale = _upscale_factor(page, text_height=height, profile=profile)
         if scale > 1.0:
             size = (round(page.width * scale), round(page.height * scale))
+            grow = geometry.scaling(size[0] / page.width, size[1] / page.height)
+            forward = geometry.compose(grow, forward)
             page = page.resize(size, Image.Resampling.LANCZOS)
             steps.append(f"upscale:{scale:.2f}")
 
@@ -149,14 +162,26 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
     page.info.pop("dpi", None)
     if dpi is not None:
         page.info["dpi"] = (dpi[0] * scale, dpi[1] * scale)
-    return PreparedPage(image=page, scale=scale, skew_degrees=skew, steps=tuple(steps))
+    return PreparedPage(
+        image=page,
+        scale=scale,
+        skew_degrees=skew,
+        steps=tuple(steps),
+        to_source=geometry.invert(forward),
+    )
 
 
 # --- helpers (public for tests and benchmarks) ------------------------------------------------
 
 
 def crop_sheet(gray: Image.Image) -> Image.Image | None:
-    """Return the sheet of paper in a photo, flattened to a rectangle; None if there is none.
+    """Return the sheet of paper in a photo, flattened to a rectangle; None if there is none."""
+    found = find_sheet(gray)
+    return None if found is None else found[0]
+
+
+def find_sheet(gray: Image.Image) -> tuple[Image.Image, geometry.Matrix] | None:
+    """Return the flattened sheet and the transform from ``gray``'s pixels to it, or None.
 
     A phone photo shows the sheet on a darker table, in perspective. The largest bright
     four-cornered region is taken as the sheet when it covers 20-97% of the frame (a flat
@@ -195,7 +220,9 @@ def crop_sheet(gray: Image.Image) -> Image.Image | None:
     matrix = cv2.getPerspectiveTransform(np.array([tl, tr, br, bl], dtype=np.float32), dst)
     warped = cv2.warpPerspective(arr, matrix, (width, height), flags=cv2.INTER_CUBIC)
     dy, dx = int(height * 0.004), int(width * 0.004)
-    return Image.fromarray(np.ascontiguousarray(warped[dy : height - dy, dx : width - dx]))
+    sheet_image = Image.fromarray(np.ascontiguousarray(warped[dy : height - dy, dx : width - dx]))
+    warp = tuple(float(v) for v in matrix.ravel())
+    return sheet_image, geometry.compose(geometry.translation(-dx, -dy), warp)  # type: ignore[arg-type]
 
 
 def otsu_threshold(gray: Image.Image | GrayArray) -> int:

@@ -14,7 +14,7 @@ from ocrwatch.daemon.spool import HEARTBEAT, Spool
 
 
 def plan(stages: Stages):  # type: ignore[no-untyped-def]
-    return recover(stages.journal, stages.spool, after_success=AfterSuccess.ARCHIVE)
+    return recover(stages.journal, stages.spool, after_success=lambda _rel: AfterSuccess.ARCHIVE)
 
 
 class TestLeftovers:

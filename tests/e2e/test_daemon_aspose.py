@@ -38,7 +38,7 @@ def aspose_settings(emu: AsposeEmulator, **extra: object) -> dict[str, object]:
         workers=2,
         aspose__poll_interval=0.05,
         aspose__request_timeout=10,
-        retry__attempts=10,
+        retry__call_attempts=10,
         retry__wait_initial=0.05,
         retry__wait_max=0.2,
         retry__wait_jitter=0.05,

@@ -10,6 +10,7 @@ the only place that sends ``WATCHDOG=1``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import signal
@@ -44,6 +45,7 @@ from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
 from ocrwatch.fsutil import display
 from ocrwatch.outputs import sidecar_path
+from ocrwatch.profiles import after_success_for
 from ocrwatch.retry import Category
 
 __all__ = ["Coordinator", "run"]
@@ -259,7 +261,8 @@ class Coordinator:
     def _recover(self) -> None:
         """Redo the first unfinished step of every job left by an earlier run (or a peer)."""
         self.spool.adopt_dead_peers(lease=self.settings.peer_lease)
-        plan = recover(self.journal, self.spool, after_success=self.settings.after_success)
+        policy = functools.partial(after_success_for, self.settings)
+        plan = recover(self.journal, self.spool, after_success=policy)
         for key, job_id in plan.rediscover:
             self.intake.rediscover(key, job_id)
         for job_id in plan.finish:

@@ -33,6 +33,7 @@ from ocrwatch import fsutil
 from ocrwatch.config import AfterSuccess, DuplicatePolicy
 from ocrwatch.daemon.journal import Changes, Job, Journal, State, iso_time
 from ocrwatch.daemon.messages import Failure, Written
+from ocrwatch.profiles import after_success_for
 from ocrwatch.retry import Category, FilePolicy
 
 if TYPE_CHECKING:
@@ -94,7 +95,6 @@ class Disposition:
         self.journal = journal
         self.spool = spool
         self.policy = FilePolicy(settings.retry)
-        self.keep = settings.after_success is AfterSuccess.KEEP
         #: (wall time, job id): jobs waiting for their next attempt.
         self.retries: list[tuple[float, str]] = []
         self._scheduled: dict[str, float] = {}
@@ -164,7 +164,7 @@ class Disposition:
                 size=written.size,
                 pages=written.pages,
                 engine=written.engine,
-                outputs={"txt": written.txt, "manifest": written.manifest},
+                outputs={"txt": written.txt, "manifest": written.manifest, **written.others},
                 next_attempt_at=None,
             ),
         )
@@ -199,7 +199,7 @@ class Disposition:
         """
         assert job.work_path is not None
         work = Path(job.work_path)
-        state = final_state(self.settings.after_success)
+        state = final_state(after_success_for(self.settings, job.relpath))
         try:
             self._check_outbox()
             final_path: str | None = str(work)
@@ -283,7 +283,7 @@ class Disposition:
             reason=reason,
             message=message,
             attempts=attempts,
-            copy=self.keep,
+            copy=self._keep(job),
             details={
                 "first_seen_at": iso_time(job.discovered_at),
                 "job_id": job.job_id,
@@ -369,8 +369,11 @@ class Disposition:
         if not self.mounts.outbox.available():
             raise OSError(errno.ENOTCONN, "the outbox is unavailable", str(self.layout.outbox))
 
+    def _keep(self, job: Job) -> bool:
+        return after_success_for(self.settings, job.relpath) is AfterSuccess.KEEP
+
     def _release(self, job: Job) -> None:
-        if not self.keep:  # keep mode claims in place: there is no work folder
+        if not self._keep(job):  # keep mode claims in place: there is no work folder
             self.spool.release_job_dir(job.job_id)
 
     # --- the canonical log line --------------------------------------------------------------

@@ -27,6 +27,7 @@ from ocrwatch.daemon.stabilize import Signature, StabilityGate, Verdict
 from ocrwatch.daemon.watch import is_junk, scan
 from ocrwatch.documents import SUPPORTED_SUFFIXES
 from ocrwatch.fsutil import display
+from ocrwatch.profiles import after_success_for
 from ocrwatch.retry import Category, FilePolicy
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ class Intake:
         self.journal = journal
         self.spool = spool
         self.policy = FilePolicy(settings.retry)
-        self.keep = settings.after_success is AfterSuccess.KEEP
         self.extra_patterns = tuple(settings.ignore_patterns)
         self.gate: StabilityGate[str] = StabilityGate(
             quiet_period=settings.quiet_period,
@@ -74,6 +74,10 @@ class Intake:
         #: Paths seen while the journal could not be written; retried by :meth:`retry_unjournaled`.
         self.unjournaled: dict[str, None] = {}
         self._journal_down = False
+
+    def _keep(self, key: str) -> bool:
+        """Return True when ``key``'s original stays in the inbox (keep mode, maybe by profile)."""
+        return after_success_for(self.settings, key) is AfterSuccess.KEEP
 
     @property
     def journal_ok(self) -> bool:
@@ -142,11 +146,12 @@ class Intake:
             self.unjournaled[key] = None
 
     def _journal_arrival(self, key: str, st: os.stat_result) -> None:
-        if self.keep and self.journal.kept(key, size=st.st_size, mtime_ns=st.st_mtime_ns):
+        keep = self._keep(key)
+        if keep and self.journal.kept(key, size=st.st_size, mtime_ns=st.st_mtime_ns):
             return  # keep mode: this exact version was processed already (the ledger)
         active = self.journal.active_for(key)
         if active is not None and active.state not in (State.DISCOVERED, State.STABLE):
-            if self.keep:
+            if keep:
                 return
             active = None  # claimed earlier and a new file with the same name arrived
         if active is None:
@@ -244,7 +249,7 @@ class Intake:
         self.probing.discard(key)
         rel = PurePosixPath(key)
         src = self.layout.inbox / rel
-        if self.keep:
+        if self._keep(key):
             try:
                 st = os.lstat(src)
             except FileNotFoundError:
@@ -276,7 +281,7 @@ class Intake:
         self.probing.discard(key)
         if key in self.pending:
             self.gate.hint(key)
-            self.gate.defer(key, 0.0)
+            self.gate.again(key)
 
     def probe_answered(self, result: Result) -> Job | Rejection | None:
         """Act on a decode probe's answer: the claimed job, a rejection, or None (wait)."""

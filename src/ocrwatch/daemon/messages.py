@@ -95,6 +95,8 @@ class Written:
     attempts: int
     txt: str
     manifest: str
+    #: The other outputs by format (pdf, hocr, alto).
+    others: dict[str, str] = field(default_factory=dict)
     #: Who recognized it: {"host": ..., "pid": ...}.
     processed_by: dict[str, str | int] = field(default_factory=dict)
     kind: Literal["written"] = "written"

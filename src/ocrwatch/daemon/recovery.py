@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -50,7 +51,9 @@ class Recovery:
         return len(self.ready) + len(self.retries) + len(self.finish)
 
 
-def recover(journal: Journal, spool: Spool, *, after_success: AfterSuccess) -> Recovery:
+def recover(
+    journal: Journal, spool: Spool, *, after_success: Callable[[str], AfterSuccess]
+) -> Recovery:
     """Return what to redo for ``journal``'s unfinished jobs and ``spool``'s leftovers.
 
     Updates the journal: jobs back in the inbox become DISCOVERED, a job whose original left
@@ -85,7 +88,11 @@ class _Plan:
 
 
 def _plan_job(
-    plan: _Plan, journal: Journal, spool: Spool, job: Job, after_success: AfterSuccess
+    plan: _Plan,
+    journal: Journal,
+    spool: Spool,
+    job: Job,
+    after_success: Callable[[str], AfterSuccess],
 ) -> None:
     """Put ``job`` in the part of ``plan`` that redoes its first unfinished step."""
     work = Path(job.work_path) if job.work_path else None
@@ -103,7 +110,7 @@ def _plan_job(
     elif job.state in (State.WRITTEN, State.REJECTED):
         # The original left the work area after the decision was durable: the move
         # completed, only its journal entry is missing.
-        state = _moved_state(job.state, after_success)
+        state = _moved_state(job.state, after_success(job.relpath))
         final = _find_moved(spool, job) if state is not State.DELETED else None
         changes = Changes(last_error="recovered after a crash", final_path=final)
         journal.update(job.job_id, state=state, changes=changes)

@@ -41,6 +41,7 @@ class _Sent:
     task: Task
     sent_at: float
     beat_at: float | None = None
+    beat: float | None = None
 
 
 class CeleryExecutor:
@@ -57,6 +58,7 @@ class CeleryExecutor:
         self._epoch: str | None = None
         self._next_poll = 0.0
         self._next_epoch = 0.0
+        self._next_lost_check = 0.0
         self._down_until = 0.0
         self._down_logged = False
         #: "host:pid" -> last heartbeat (wall time) of every worker seen.
@@ -102,6 +104,9 @@ class CeleryExecutor:
             self._next_poll = now + _POLL_EVERY
             try:
                 results += self._poll(now)
+                if now >= self._next_lost_check:
+                    self._next_lost_check = now + self.conf.lease / 2
+                    results += self._lost_before_start(now)
             except Exception as exc:  # the backend is down: the epoch check decides later
                 self._broker_down(exc)
         if not results and timeout > 0:
@@ -155,9 +160,13 @@ class CeleryExecutor:
         status = meta.get("status")
         if status in ("STARTED", HEARTBEAT_STATE):
             info = meta.get("result") or {}
-            sent.beat_at = time.monotonic()
-            if isinstance(info, dict) and "host" in info:
-                beat = info.get("beat") or time.time()
+            beat = info.get("beat") if isinstance(info, dict) else None
+            # The lease runs from the last *new* heartbeat: a frozen worker's last state
+            # stays in the backend and must not look alive.
+            if sent.beat_at is None or (beat is not None and beat != sent.beat):
+                sent.beat_at = time.monotonic()
+                sent.beat = beat
+            if isinstance(info, dict) and "host" in info and beat is not None:
                 self.workers[f"{info['host']}:{info.get('pid')}"] = float(beat)
             return None
         if status == "SUCCESS":
@@ -171,6 +180,59 @@ class CeleryExecutor:
             del self._sent[tid]
             return Result(sent.task, _failure(meta.get("result")))
         return None
+
+    def _lost_before_start(self, now: float) -> list[Result]:
+        """Hand back tasks a worker took and never started (it froze or died on receipt).
+
+        A task not started after a lease is lost when it is neither in the broker's queue
+        nor held by a worker that answers (Redis brokers; others rely on the broker's own
+        redelivery).
+        """
+        stale = {
+            tid
+            for tid, s in self._sent.items()
+            if s.beat_at is None and now - s.sent_at > self.conf.lease
+        }
+        queued = self._queued_ids() if stale else None
+        if not stale or queued is None:
+            return []
+        stale -= queued
+        if stale:
+            stale -= self._held_by_workers()
+        lost: list[Result] = []
+        for tid in stale:
+            sent = self._sent.pop(tid)
+            self._revoke(tid)
+            log.warning(
+                "task.lost", job_id=sent.task.job_id, relpath=sent.task.relpath,
+                detail="taken by a worker that never started it; sending it again",
+            )  # fmt: skip
+            lost.append(_requeued(sent.task, "taken by a worker that went silent"))
+        return lost
+
+    def _queued_ids(self) -> set[str] | None:
+        """Return the task ids waiting in the broker's queue (None: not a Redis broker)."""
+        url = self.conf.broker_url.get_secret_value()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            return None
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            return {
+                json.loads(raw)["headers"]["id"] for raw in client.lrange(self.conf.queue, 0, -1)
+            }
+        finally:
+            client.close()
+
+    def _held_by_workers(self) -> set[str]:
+        """Return the ids of the tasks live workers hold (reserved or running)."""
+        inspect = self.app.control.inspect(timeout=1.0)
+        held: set[str] = set()
+        for report in (inspect.active() or {}, inspect.reserved() or {}):
+            for tasks in report.values():
+                held.update(str(t.get("id")) for t in tasks)
+        return held
 
     def _check_epoch(self, now: float) -> list[Result]:
         """Notice a broker that lost its data (restarted empty): hand back what was sent."""

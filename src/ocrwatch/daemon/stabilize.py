@@ -140,6 +140,12 @@ class StabilityGate(Generic[K]):
         if entry is not None:
             entry.not_before = max(entry.not_before, self._clock() + delay)
 
+    def again(self, key: K) -> None:
+        """Offer ``key`` again at its next quiet check (a probe was lost, not failed)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.not_before = 0.0
+
     def probe_failures(self, key: K) -> int:
         """Return how many probes of ``key`` failed so far."""
         entry = self._entries.get(key)

@@ -18,6 +18,7 @@ from ocrwatch.daemon.tasks import classify, written
 from ocrwatch.documents import SourceInfo
 from ocrwatch.exceptions import OutputError
 from ocrwatch.pipeline import DocumentResult
+from ocrwatch.profiles import effective_settings
 
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
@@ -96,13 +97,14 @@ class Stitcher:
         for part in ranges:
             for key, value in part.timings.items():
                 timings[key] = round(timings.get(key, 0.0) + value, 4)
+        effective, profile = effective_settings(self.settings, task.relpath)
         result = DocumentResult(
             source=SourceInfo(
                 Path(task.path), first.size, first.sha256, first.format, len(records)
             ),
             pages=records,
-            mode=Mode(self.settings.mode),
-            languages=tuple(self.settings.languages),
+            mode=Mode(effective.mode),
+            languages=tuple(effective.languages),
             engines=engines,
             timings=timings,
             attempts=max((r.attempts for r in records), default=1),
@@ -113,6 +115,7 @@ class Stitcher:
             result,
             txt_path=Path(task.out_txt),
             source_id=task.relpath,
-            extra={"job": job, "processed_by": by[0], "pages_processed_by": by},
+            extra={"job": job, "processed_by": by[0], "pages_processed_by": by, "profile": profile},
+            formats=effective.outputs,
         )
         return written(result, paths, first.processed_by)

@@ -39,6 +39,7 @@ from ocrwatch.exceptions import (
     UnsupportedFormatError,
 )
 from ocrwatch.fsutil import NAME_ERRNOS
+from ocrwatch.profiles import effective_settings
 from ocrwatch.retry import Category
 
 if TYPE_CHECKING:
@@ -112,7 +113,9 @@ def _recognize(
 
     _check_outbox(task)
     path = Path(task.path)
-    result = pipeline.recognize_file(path, settings=settings, engines=engines, pages=task.pages)
+    # Hot folders: the first [[profiles]] entry matching the relpath decides.
+    effective, profile = effective_settings(settings, task.relpath)
+    result = pipeline.recognize_file(path, settings=effective, engines=engines, pages=task.pages)
     by = processed_by()
     if task.pages is not None:  # one range of a long document: the coordinator stitches
         return PagesRead(
@@ -130,7 +133,8 @@ def _recognize(
         result,
         txt_path=Path(task.out_txt),
         source_id=task.relpath,
-        extra={"job": job, "processed_by": by},
+        extra={"job": job, "processed_by": by, "profile": profile},
+        formats=effective.outputs,
     )
     return written(result, paths, by)
 
@@ -146,6 +150,7 @@ def written(result: DocumentResult, paths: OutputPaths, by: dict[str, str | int]
         attempts=result.attempts,
         txt=str(paths.txt),
         manifest=str(paths.manifest),
+        others={str(fmt): str(p) for fmt, p in paths.extra.items()},
         processed_by=by,
     )
 

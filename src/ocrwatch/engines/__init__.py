@@ -12,7 +12,7 @@ import threading
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult, Word
 from ocrwatch.exceptions import ConfigError, DependencyError
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ __all__ = [
     "EngineCache",
     "Line",
     "PageResult",
+    "Word",
     "engine_class",
     "engine_names",
 ]

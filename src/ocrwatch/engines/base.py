@@ -35,7 +35,25 @@ __all__ = [
     "Engine",
     "Line",
     "PageResult",
+    "Word",
 ]
+
+#: An axis-aligned box in pixels: (left, top, right, bottom).
+PixelBox = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a line with its box in pixels and a confidence in [0, 1] (or None).
+
+    ``estimated`` is True when the box was derived from the line's box (split in proportion
+    to the characters) rather than reported by the engine itself.
+    """
+
+    text: str
+    box: PixelBox
+    confidence: float | None = None
+    estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +61,14 @@ class Line:
     """One line of text in reading order; ``box`` is (left, top, right, bottom) in pixels.
 
     ``confidence`` is in [0, 1], or None when the engine reports none (a cloud API).
+    ``words`` are the line's words with their boxes, left to right; empty when the engine
+    reports no positions.
     """
 
     text: str
     confidence: float | None
-    box: tuple[int, int, int, int] | None = None
+    box: PixelBox | None = None
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ import structlog
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
+from ocrwatch.engines.wordboxes import words_from_segments
 from ocrwatch.exceptions import (
     ConfigError,
     DependencyError,
@@ -295,7 +296,8 @@ class PaddleEngine(Engine):
                 min(height, round(bottom)),
             )
             confidence = min(1.0, max(0.0, text_line.confidence))
-            lines.append(Line(text=text_line.text, confidence=confidence, box=box))
+            words = words_from_segments(text_line.segments)
+            lines.append(Line(text=text_line.text, confidence=confidence, box=box, words=words))
         return tuple(line for line in lines if line.text)
 
     def close(self) -> None:

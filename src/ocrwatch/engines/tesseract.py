@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
-from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult, Word
 from ocrwatch.exceptions import ConfigError, DependencyError, PermanentEngineError
 
 if TYPE_CHECKING:
@@ -181,26 +181,42 @@ class TesseractEngine(Engine):
         return PageResult(lines=lines, engine=self.name, width=image.width, height=image.height)
 
     def _lines(self, api: Any, *, width: int, height: int) -> tuple[Line, ...]:
-        level = self._tesserocr.RIL.TEXTLINE
+        """Walk the page word by word; a word that begins a text line opens a new Line."""
+        ril = self._tesserocr.RIL
         iterator = api.GetIterator()
         if iterator is None:
             return ()
-        lines: list[Line] = []
-        for item in self._tesserocr.iterate_level(iterator, level):
+
+        def clip(bbox: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+            if bbox is None:
+                return None
+            left, top, right, bottom = bbox
+            return (max(0, left), max(0, top), min(width, right), min(height, bottom))
+
+        lines: list[tuple[str, float, tuple[int, int, int, int] | None, list[Word]]] = []
+        for item in self._tesserocr.iterate_level(iterator, ril.WORD):
             try:
-                text = (item.GetUTF8Text(level) or "").strip()
+                if item.IsAtBeginningOf(ril.TEXTLINE):
+                    text = (item.GetUTF8Text(ril.TEXTLINE) or "").strip()
+                    conf = item.Confidence(ril.TEXTLINE) / 100.0
+                    lines.append((text, conf, clip(item.BoundingBox(ril.TEXTLINE)), []))
+                word = (item.GetUTF8Text(ril.WORD) or "").strip()
             except RuntimeError:  # tesserocr's way of saying "no text here" (blank page)
                 continue
-            if not text:
-                continue
-            bbox = item.BoundingBox(level)
-            box = None
-            if bbox is not None:
-                left, top, right, bottom = bbox
-                box = (max(0, left), max(0, top), min(width, right), min(height, bottom))
-            confidence = min(1.0, max(0.0, item.Confidence(level) / 100.0))
-            lines.append(Line(text=text, confidence=confidence, box=box))
-        return tuple(lines)
+            box = clip(item.BoundingBox(ril.WORD))
+            if word and box is not None and lines:
+                conf = min(1.0, max(0.0, item.Confidence(ril.WORD) / 100.0))
+                lines[-1][3].append(Word(text=word, box=box, confidence=conf))
+        return tuple(
+            Line(
+                text=text,
+                confidence=min(1.0, max(0.0, conf)),
+                box=box,
+                words=tuple(words),
+            )
+            for text, conf, box, words in lines
+            if text
+        )
 
     def close(self) -> None:
         """End every pooled Tesseract API (safe to call twice)."""

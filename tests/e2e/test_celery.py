@@ -1,0 +1,327 @@
+"""Many hosts on one machine: a coordinator, ``ocrwatch worker`` processes, a real Redis.
+
+Redis (Debian's redis-server) runs on 127.0.0.1 without persistence, so killing it loses
+its queue, as an unconfigured production broker would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from e2e.conftest import Daemon, Folders, base_env, sha256, wait_until, write_doc
+from imaging import render_lines, save
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A redis-server subprocess on loopback that can be killed and started again empty."""
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), timeout=20, what="redis-server")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (scripts/setup.sh --test installs it)")
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.kill9()
+
+
+@dataclass
+class Worker:
+    """One ``ocrwatch worker`` subprocess (its own process group, like its own host)."""
+
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    pids: set[int] = field(default_factory=set)
+
+    def start(self) -> Worker:
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ocrwatch", "worker", "--concurrency", "1"],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        wait_until(
+            lambda: "ready." in self.log.read_text(errors="replace"), timeout=60, what="worker"
+        )
+        self.pids = {self.proc.pid, *_descendants(self.proc.pid)}
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait(timeout=20)
+
+
+def _descendants(pid: int) -> set[int]:
+    import psutil
+
+    try:
+        return {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+@dataclass
+class Cluster:
+    folders: Folders
+    redis: RedisServer
+    coordinator: Daemon
+    metrics_port: int
+    env: dict[str, str]
+    workers: list[Worker] = field(default_factory=list)
+
+    def worker(self) -> Worker:
+        w = Worker(self.env, self.folders.root / f"worker-{len(self.workers)}.log").start()
+        self.workers.append(w)
+        return w
+
+    def processed(self) -> dict[str, dict[str, object]]:
+        lines = self.folders.log_lines()
+        return {str(x["relpath"]): x for x in lines if x["event"] == "document.processed"}
+
+
+@pytest.fixture
+def cluster(
+    folders: Folders, make_daemon: Callable[..., Daemon], redis_server: RedisServer
+) -> Iterator[Callable[..., Cluster]]:
+    made: list[Cluster] = []
+
+    def build(**settings: object) -> Cluster:
+        knobs: dict[str, object] = {
+            "executor": "celery",
+            "celery__broker_url": redis_server.url,
+            "celery__lease": 5,
+            "celery__heartbeat": 1,
+            **settings,
+        }
+        port = free_port()
+        coordinator = make_daemon(metrics_port=port, **knobs)
+        env = base_env(folders.root, **knobs)
+        c = Cluster(folders, redis_server, coordinator, port, env)
+        made.append(c)
+        return c
+
+    yield build
+    for c in made:
+        for w in c.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                w.signal(signal.SIGCONT)
+                w.kill9()
+
+
+class Duplicator:
+    """A thread that pushes a second copy of every message it sees in the queue."""
+
+    def __init__(self, client: redis.Redis, queue: str = "ocrwatch") -> None:
+        self.client = client
+        self.queue = queue
+        self.seen: set[str] = set()
+        self.recognize = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="duplicator", daemon=True)
+
+    def __enter__(self) -> Duplicator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                messages = self.client.lrange(self.queue, 0, -1)
+            except redis.ConnectionError:
+                continue
+            for raw in messages:
+                envelope = json.loads(raw)
+                task_id = envelope["headers"]["id"]
+                if task_id in self.seen:
+                    continue
+                self.seen.add(task_id)
+                self.client.rpush(self.queue, raw)
+                body = base64.b64decode(envelope["body"]).decode()
+                self.recognize += '\\"kind\\":\\"recognize\\"' in body
+
+
+def assert_once_by_workers(c: Cluster, inputs: dict[str, str]) -> None:
+    """Exactly one sidecar per file, written by a worker, original archived intact."""
+    coordinator_pid = c.coordinator.proc.pid if c.coordinator.proc else -1
+    for rel, digest in inputs.items():
+        cars = c.folders.sidecars(rel)
+        assert len(cars) == 1, (rel, cars)
+        manifest = json.loads(cars[0].with_suffix(".json").read_text())
+        by = manifest["processed_by"]
+        assert by["host"] == socket.gethostname() and by["pid"] != coordinator_pid, by
+        assert sha256(c.folders.archive / rel) == digest
+        assert not c.folders.quarantined(rel)
+    assert not c.folders.claimed()
+
+
+class TestCluster:
+    """The coordinator's journal makes at-least-once delivery exactly once in effect."""
+
+    def test_worker_and_broker_killed(self, cluster: Callable[..., Cluster]) -> None:
+        """30 files; a worker SIGKILLed mid-run and another started; Redis SIGKILLed and
+        restarted empty: each file ends with one sidecar by a worker, and /metrics serves."""
+        c = cluster()
+        c.coordinator.start()
+        first, _second = c.worker(), c.worker()
+        inputs = {
+            f"c{i}.png": sha256(write_doc(c.folders.inbox / f"c{i}.png", i)) for i in range(30)
+        }
+        wait_until(lambda: len(c.processed()) >= 5, timeout=120, what="5 files")
+        first.kill9()
+        c.worker()
+        wait_until(lambda: len(c.processed()) >= 12, timeout=120, what="12 files")
+        c.redis.kill9()
+        time.sleep(1)
+        c.redis.start()
+        wait_until(lambda: len(c.processed()) == len(inputs), timeout=240, what="all files")
+        assert_once_by_workers(c, inputs)
+        assert c.coordinator.event_seen("broker.unavailable")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics_port}/metrics").read().decode()
+        for name in (
+            'ocrwatch_documents_total{outcome="ok"} 30.0',
+            "ocrwatch_backlog{",
+            "ocrwatch_oldest_pending_age_seconds",
+            "ocrwatch_document_duration_seconds_bucket",
+            "ocrwatch_worker_last_heartbeat_timestamp_seconds{",
+        ):
+            assert name in body, name
+        status = json.loads(c.coordinator.status("--json").stdout)
+        assert status["workers"], status
+        assert c.coordinator.stop() == 0
+
+    def test_duplicate_delivery(self, cluster: Callable[..., Cluster]) -> None:
+        """Every task the broker holds is delivered twice: still one sidecar and one log
+        line per file (the duplicate answers are dropped, the outputs replaced in place)."""
+        c = cluster()
+        c.coordinator.start()
+        c.worker()
+        with Duplicator(c.redis.client()) as dup:
+            inputs = {
+                f"d{i}.png": sha256(write_doc(c.folders.inbox / f"d{i}.png", i)) for i in range(8)
+            }
+            wait_until(lambda: len(c.processed()) == len(inputs), timeout=120, what="all files")
+            time.sleep(3)  # the duplicates run too, after their jobs finished
+        assert dup.recognize >= 1, "no recognize task was seen in the queue to duplicate"
+        assert_once_by_workers(c, inputs)
+        events = [x["event"] for x in c.folders.log_lines()]
+        assert events.count("document.processed") == len(inputs), events
+        assert c.coordinator.stop() == 0
+
+    def test_worker_stopped_or_frozen_mid_task(self, cluster: Callable[..., Cluster]) -> None:
+        """A worker frozen (SIGSTOP) on a long page loses it after the lease to another
+        worker; when it wakes its late answer is dropped. A worker told to stop (SIGTERM)
+        finishes its task first."""
+        c = cluster()
+        c.coordinator.start()
+        frozen = c.worker()
+        page = render_lines(
+            [f"Line {i} of a long page with many words" for i in range(70)], size=40
+        )
+        digest = sha256(save(page, c.folders.inbox / "long.png"))
+        wait_until(
+            lambda: (
+                "ocrwatch.recognize" in frozen.log.read_text(errors="replace")
+                and "received" in frozen.log.read_text(errors="replace")
+            ),
+            timeout=60,
+            what="the task to start",
+        )
+        frozen.signal(signal.SIGSTOP)
+        rescuer = c.worker()
+        wait_until(lambda: "long.png" in c.processed(), timeout=120, what="the rescued file")
+        assert c.coordinator.event_seen("task.lease_expired")
+        frozen.signal(signal.SIGCONT)
+        inputs = {"long.png": digest}
+        inputs["next.png"] = sha256(write_doc(c.folders.inbox / "next.png", 3))
+        wait_until(lambda: "next.png" in c.processed(), timeout=120, what="the next file")
+        rescuer.signal(signal.SIGTERM)
+        assert rescuer.proc is not None and rescuer.proc.wait(timeout=60) == 0
+        time.sleep(2)
+        assert_once_by_workers(c, inputs)
+        assert [
+            x["relpath"] for x in c.folders.log_lines() if x["event"] == "document.processed"
+        ].count("long.png") == 1
+        assert c.coordinator.stop() == 0
