@@ -31,7 +31,7 @@ __all__ = ["CeleryExecutor"]
 
 log = structlog.get_logger()
 
-_POLL_EVERY = 0.25
+_POLL_EVERY = 0.05
 _EPOCH_EVERY = 2.0
 _BROKER_RETRY = 2.0
 
