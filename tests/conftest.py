@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import stamina
+
+from redisserver import RedisServer, free_port
 
 os.environ.setdefault("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
 
@@ -50,3 +53,15 @@ def small_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on 127.0.0.1 without persistence (killing it loses the queue)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (scripts/setup.sh --test installs it)")
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.kill9()

@@ -172,6 +172,13 @@ class AsposeSettings(BaseModel):
     task_deadline: float = Field(
         120.0, gt=0, le=3600, description="Give up (and cancel) a task after this many seconds."
     )
+    requests_per_second: float | None = Field(
+        None,
+        gt=0,
+        le=1000,
+        description="The account's request limit, shared by every worker on every host "
+        "(through Redis with executor = celery); unset: no limit.",
+    )
 
     @field_validator("client_id", "client_secret", mode="before")
     @classmethod

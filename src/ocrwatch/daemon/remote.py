@@ -219,9 +219,8 @@ class CeleryExecutor:
 
         client = redis.Redis.from_url(url)
         try:
-            return {
-                json.loads(raw)["headers"]["id"] for raw in client.lrange(self.conf.queue, 0, -1)
-            }
+            queued: list[bytes] = client.lrange(self.conf.queue, 0, -1)  # type: ignore[assignment]
+            return {json.loads(raw)["headers"]["id"] for raw in queued}
         finally:
             client.close()
 

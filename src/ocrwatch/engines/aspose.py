@@ -91,6 +91,7 @@ from aspose_ocr_cloud.models.ocr_task_status import OCRTaskStatus
 from aspose_ocr_cloud.models.response_status_code import ResponseStatusCode
 from aspose_ocr_cloud.models.result_type import ResultType
 
+from ocrwatch import ratelimit
 from ocrwatch.config import Mode
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 from ocrwatch.exceptions import ConfigError, PermanentEngineError, TransientEngineError
@@ -275,6 +276,7 @@ class AsposeEngine(Engine):
         self._token_renew_at = 0.0
         self._warned_languages: set[str] = set()
         self._closed = False
+        self._throttle = ratelimit.for_aspose(settings)
 
     def __repr__(self) -> str:
         return f"AsposeEngine(base_url={self._base_url!r}, client_id={self._client_id!r})"
@@ -488,6 +490,8 @@ class AsposeEngine(Engine):
 
     def _mapped(self, what: str, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` and translate SDK, urllib3 and pydantic failures into our tree."""
+        if self._throttle is not None:
+            self._throttle.wait()  # the account's quota, shared with every other worker
         try:
             return fn()
         except ApiException as exc:
