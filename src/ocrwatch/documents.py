@@ -45,7 +45,6 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +65,13 @@ from ocrwatch.exceptions import (
     InputError,
     UnsupportedFormatError,
 )
+from ocrwatch.formats import (
+    HEAD_BYTES,
+    SUFFIXES,
+    SUPPORTED_SUFFIXES,
+    DocumentFormat,
+    not_supported,
+)
 
 __all__ = [
     "MIN_PAGE_SIDE",
@@ -79,31 +85,6 @@ __all__ = [
 
 log = structlog.get_logger()
 
-
-class DocumentFormat(StrEnum):
-    """The formats ocrwatch reads, as detected from a file's content."""
-
-    JPEG = "jpeg"
-    PNG = "png"
-    BMP = "bmp"
-    GIF = "gif"
-    WEBP = "webp"
-    TIFF = "tiff"
-    PDF = "pdf"
-
-
-_SUFFIXES: Mapping[DocumentFormat, frozenset[str]] = {
-    DocumentFormat.JPEG: frozenset({".jpg", ".jpeg"}),
-    DocumentFormat.PNG: frozenset({".png"}),
-    DocumentFormat.BMP: frozenset({".bmp"}),
-    DocumentFormat.GIF: frozenset({".gif"}),
-    DocumentFormat.WEBP: frozenset({".webp"}),
-    DocumentFormat.TIFF: frozenset({".tif", ".tiff"}),
-    DocumentFormat.PDF: frozenset({".pdf"}),
-}
-
-#: File name suffixes of the formats ocrwatch reads (lower case, with the dot).
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset().union(*_SUFFIXES.values())
 
 #: A page narrower or lower than this many pixels cannot hold readable text.
 MIN_PAGE_SIDE = 8
@@ -133,7 +114,6 @@ _DECODE_ERRORS = (
     ZeroDivisionError,
 )
 
-_HEAD_BYTES = 4096
 # Acrobat accepts a PDF only when %%EOF is within its last 1024 bytes; a PDF without it is
 # almost always still being written or was cut short.
 _PDF_TAIL_BYTES = 1024
@@ -193,7 +173,7 @@ def probe(path: Path | str, *, settings: Settings) -> SourceInfo:
         fmt, page_count = _probe_image(path, head=head, settings=settings)
 
     suffix = path.suffix.lower()
-    if suffix not in _SUFFIXES[fmt]:
+    if suffix not in SUFFIXES[fmt]:
         log.warning(
             "input.extension_mismatch", path=str(path), extension=suffix or None, format=str(fmt)
         )
@@ -237,8 +217,8 @@ def _read_once(path: Path, *, limit: int) -> tuple[int, str, bytes, bytes]:
     with path.open("rb") as fh:  # read-only: the original is never opened for writing
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-            if len(head) < _HEAD_BYTES:
-                head += chunk[: _HEAD_BYTES - len(head)]
+            if len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
             tail = (tail + chunk)[-_PDF_TAIL_BYTES:]
             size += len(chunk)
             if size > limit:  # it grew after stat
@@ -325,7 +305,7 @@ def _open_image(path: Path, *, head: bytes, settings: Settings) -> ImageFile.Ima
         try:
             return Image.open(path, formats=_PIL_ALLOWED)
         except UnidentifiedImageError as exc:
-            raise _not_supported(path, head=head) from exc
+            raise not_supported(path, head=head) from exc
 
 
 def _frame_count(image: ImageFile.ImageFile) -> int:
@@ -441,94 +421,6 @@ def _scale_to_8bit(image: Image.Image) -> Image.Image:
     else:
         scaled = (data - low) * (255.0 / (high - low))
     return Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))
-
-
-# --- unsupported content ----------------------------------------------------------------------
-
-_SUPPORTED_MAGIC: tuple[tuple[bytes, int, DocumentFormat], ...] = (
-    (b"\xff\xd8\xff", 0, DocumentFormat.JPEG),
-    (b"\x89PNG\r\n\x1a\n", 0, DocumentFormat.PNG),
-    (b"GIF87a", 0, DocumentFormat.GIF),
-    (b"GIF89a", 0, DocumentFormat.GIF),
-    (b"WEBP", 8, DocumentFormat.WEBP),
-    (b"II*\x00", 0, DocumentFormat.TIFF),
-    (b"MM\x00*", 0, DocumentFormat.TIFF),
-    (b"II+\x00", 0, DocumentFormat.TIFF),
-    (b"MM\x00+", 0, DocumentFormat.TIFF),
-)
-
-_OTHER_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"ftypheic", 4, "a HEIC photo"),
-    (b"ftypheix", 4, "a HEIC photo"),
-    (b"ftypmif1", 4, "a HEIF photo"),
-    (b"ftypavif", 4, "an AVIF image"),
-    (b"\x00\x00\x00\x0cjP  ", 0, "a JPEG 2000 image"),
-    (b"PK\x03\x04", 0, "a ZIP archive (or an Office document)"),
-    (b"\xd0\xcf\x11\xe0", 0, "an old Office document"),
-    (b"{\\rtf", 0, "an RTF document"),
-    (b"%!PS", 0, "a PostScript file"),
-    (b"\x1f\x8b", 0, "a gzip archive"),
-    (b"Rar!", 0, "a RAR archive"),
-    (b"7z\xbc\xaf", 0, "a 7-Zip archive"),
-    (b"\x7fELF", 0, "a program (ELF)"),
-)
-
-
-def _not_supported(path: Path, *, head: bytes) -> InputError:
-    """Return the error for content we cannot read: corrupt if it claims a format we read."""
-    if not head:
-        head = _read_head(path)
-    suffix = path.suffix.lower() or "none"
-    for magic, offset, fmt in _SUPPORTED_MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return CorruptFileError(
-                f"content starts like {fmt.name} but cannot be decoded", path=path
-            )
-    if head[:2] == b"BM" and not _looks_like_text(head):
-        return CorruptFileError("content starts like BMP but cannot be decoded", path=path)
-    what = _describe(path, head)
-    return UnsupportedFormatError(
-        f"content is {what}, not an image or PDF ocrwatch reads (extension {suffix})", path=path
-    )
-
-
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(_HEAD_BYTES)
-
-
-def _describe(path: Path, head: bytes) -> str:
-    if head and not head.strip(b"\x00"):
-        return "only zero bytes so far (a writer that sets the size first, still writing?)"
-    for magic, offset, what in _OTHER_MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return what
-    if _looks_like_text(head):
-        start = head.lstrip().lower()
-        if start.startswith((b"<!doctype html", b"<html")):
-            return "an HTML page"
-        if start.startswith((b"<?xml", b"<svg")):
-            return "XML (or SVG)"
-        return "plain text"
-    try:  # Name other image formats Pillow knows (PSD, ICO, PPM, ...); only for the message.
-        with _pillow_limits(1_000_000), Image.open(path) as other:
-            return f"a {other.format} image"
-    except Exception:  # any failure only means we cannot name it
-        pass
-    return f"unrecognized binary data (starts with {head[:8].hex(' ')})"
-
-
-def _looks_like_text(head: bytes) -> bool:
-    if not head or b"\x00" in head:
-        return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
-            return False
-        text = head[: exc.start].decode("utf-8")
-    printable = sum(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
-    return bool(text) and printable >= 0.95 * len(text)
 
 
 # --- PDFs -----------------------------------------------------------------------------------
