@@ -1,24 +1,10 @@
-"""The ``tesseract`` engine: Tesseract 5 in-process through tesserocr (wheel bundles 5.5.4).
+"""The ``tesseract`` engine: Tesseract 5 in-process through tesserocr, with word boxes.
 
-Language data comes from ``settings.tesseract.tessdata``, else ``$TESSDATA_PREFIX``, else
-Debian's ``/usr/share/tesseract-ocr/5/tessdata`` (the wheel itself looks in the current
-directory: docs/engines.md, gotcha 3).
-
-Resolution: the page's DPI is deliberately *not* passed. Tesseract is told the resolution is
-unknown (0) and estimates it from the text size. We measured this on the evaluation set: on
-IAM handwriting any declared resolution above 70 dpi (72 as stored in those files, 96, 300)
-gave empty text on some pages and CER 0.64-0.70 against 0.54 when estimating; printed pages
-and rendered text read identically either way. Preprocessing also rescales pages, so a DPI
-from the file would often be stale by the time the image gets here.
-
-Thread safety: a ``PyTessBaseAPI`` must be used by one thread at a time, so initialized APIs
-are kept in a pool per language combination; a call borrows one (creating it when all are
-busy) and returns it afterwards. tesserocr releases the GIL while recognizing, so two
-threads do run in parallel.
-
-Errors: tesserocr raises RuntimeError when it cannot take an image or initialize. For an
-image that reached us decoded, retrying the same pixels gives the same failure, so a
-RuntimeError during recognition is a PermanentEngineError (the file is quarantined).
+Language data: ``tesseract.tessdata``, else ``$TESSDATA_PREFIX``, else Debian's folder.
+The page's DPI is deliberately not passed (Tesseract estimates it from the text size;
+declared resolutions emptied some handwritten pages: bench/README.md). Initialized APIs are
+pooled per language set, one thread each (tesserocr releases the GIL while reading). A
+RuntimeError on pixels that decoded is permanent: the same pixels fail the same way.
 """
 
 from __future__ import annotations
