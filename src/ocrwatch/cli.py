@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ocrwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _ocr_parser(sub)
+    check = sub.add_parser("check", help="verify engines, languages and tools are installed")
+    _recognition(check)
+    _common(check)
+    _run_parser(sub)
+    _worker_parser(sub)
+    _status_parser(sub)
+    return parser
+
+
+def _ocr_parser(sub: Any) -> None:
     ocr = sub.add_parser(
         "ocr",
         help="recognize files now",
@@ -88,10 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     _recognition(ocr)
     _common(ocr)
 
-    check = sub.add_parser("check", help="verify engines, languages and tools are installed")
-    _recognition(check)
-    _common(check)
 
+def _run_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="watch the inbox and process every file (the daemon)")
     run.add_argument("--inbox", type=Path)
     run.add_argument("--outbox", type=Path)
@@ -104,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     _recognition(run)
     _common(run)
 
-    _worker_parser(sub)
+
+def _status_parser(sub: Any) -> None:
     status = sub.add_parser("status", help="show the journal: counts, backlog, failures")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--state-dir", type=Path)
@@ -113,7 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--archive", type=Path)
     status.add_argument("--quarantine", type=Path)
     _common(status)
-    return parser
 
 
 def _worker_parser(sub: Any) -> None:
@@ -285,9 +294,6 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
 
 
 def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
-    from ocrwatch.outputs import sidecar_path, write_outputs
-    from ocrwatch.pipeline import recognize_file
-
     files: list[Path] = args.files
     if args.outputs and args.output_dir is None:
         _error("--outputs needs -o/--output-dir (stdout carries the text only)")
@@ -300,51 +306,54 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with _progress(len(files), enabled=show_progress) as advance:
             for index, path in enumerate(files):
-                bound = log.bind(path=str(path))
-                source_id = str(path.resolve())
-                try:
-                    result = recognize_file(path, settings=settings, engines=engines)
-                    outputs = None
-                    if args.output_dir is not None:
-                        outputs = write_outputs(
-                            result,
-                            txt_path=sidecar_path(path.name, out_dir=args.output_dir),
-                            source_id=source_id,
-                            formats=settings.outputs,
-                        )
-                    _emit(
-                        args,
-                        result,
-                        outputs,
-                        source_id=source_id,
-                        several=len(files) > 1,
-                        first=index == 0,
-                    )
-                    bound.info(
-                        "document.processed",
-                        pages=len(result.pages),
-                        engines=result.engines,
-                        confidence=None
-                        if result.confidence is None
-                        else round(result.confidence, 3),
-                        seconds=result.timings.get("total"),
-                        sidecar=None if outputs is None else str(outputs.txt),
-                    )
-                except (ConfigError, DependencyError):
-                    raise
-                except OcrwatchError as exc:
-                    bound.warning("document.failed", reason=exc.reason, error=exc.message)
-                    _error(str(exc))
-                    first_failure = first_failure or int(exc.exit_code)
-                except OSError as exc:
-                    bound.warning("document.failed", reason="unreadable", error=str(exc))
-                    _error(f"{path}: cannot read file ({exc.strerror or exc})")
-                    first_failure = first_failure or int(ExitCode.INPUT)
+                code = _ocr_one(args, settings, engines, path, first=index == 0)
+                first_failure = first_failure or code
                 if advance is not None:
                     advance(path.name)
     finally:
         engines.close()
     return first_failure or int(ExitCode.OK)
+
+
+def _ocr_one(
+    args: argparse.Namespace, settings: Settings, engines: Any, path: Path, *, first: bool
+) -> int | None:
+    """Read one file, write or print its outputs; return its exit code when it failed."""
+    from ocrwatch.outputs import sidecar_path, write_outputs
+    from ocrwatch.pipeline import recognize_file
+
+    bound = log.bind(path=str(path))
+    source_id = str(path.resolve())
+    try:
+        result = recognize_file(path, settings=settings, engines=engines)
+        outputs = None
+        if args.output_dir is not None:
+            outputs = write_outputs(
+                result,
+                txt_path=sidecar_path(path.name, out_dir=args.output_dir),
+                source_id=source_id,
+                formats=settings.outputs,
+            )
+        _emit(args, result, outputs, source_id=source_id, several=len(args.files) > 1, first=first)
+        bound.info(
+            "document.processed",
+            pages=len(result.pages),
+            engines=result.engines,
+            confidence=None if result.confidence is None else round(result.confidence, 3),
+            seconds=result.timings.get("total"),
+            sidecar=None if outputs is None else str(outputs.txt),
+        )
+    except (ConfigError, DependencyError):
+        raise
+    except OcrwatchError as exc:
+        bound.warning("document.failed", reason=exc.reason, error=exc.message)
+        _error(str(exc))
+        return int(exc.exit_code)
+    except OSError as exc:
+        bound.warning("document.failed", reason="unreadable", error=str(exc))
+        _error(f"{path}: cannot read file ({exc.strerror or exc})")
+        return int(ExitCode.INPUT)
+    return None
 
 
 def _emit(

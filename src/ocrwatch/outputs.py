@@ -35,7 +35,7 @@ from ocrwatch.choices import OutputFormat
 from ocrwatch.exceptions import OutputError, TransientOutputError
 
 if TYPE_CHECKING:
-    from ocrwatch.pipeline import DocumentResult
+    from ocrwatch.pipeline import DocumentResult, PageRecord
 
 __all__ = [
     "EXTRA_SUFFIXES",
@@ -164,30 +164,31 @@ def build_manifest(
         "languages": list(result.languages),
         "engines": dict(result.engines),
         "confidence": _round(result.confidence),
-        "page_details": [
-            {
-                "number": p.number,
-                "engine": p.result.engine,
-                "mode": p.mode.value,
-                "confidence": _round(p.result.confidence),
-                "route_confidence": _round(p.route_confidence),
-                "lines": len(p.result.lines),
-                "characters": len(p.result.text),
-                "width": p.result.width,
-                "height": p.result.height,
-                "preprocessing": list(p.preprocessing),
-                "corrections": p.corrections,
-                "attempts": p.attempts,
-                "seconds": round(p.seconds, 3),
-            }
-            for p in result.pages
-        ],
+        "page_details": [_page_detail(p) for p in result.pages],
         "attempts": result.attempts,
         "timings": dict(result.timings),
     }
     if extra:
         manifest.update(extra)
     return manifest
+
+
+def _page_detail(p: PageRecord) -> dict[str, Any]:
+    return {
+        "number": p.number,
+        "engine": p.result.engine,
+        "mode": p.mode.value,
+        "confidence": _round(p.result.confidence),
+        "route_confidence": _round(p.route_confidence),
+        "lines": len(p.result.lines),
+        "characters": len(p.result.text),
+        "width": p.result.width,
+        "height": p.result.height,
+        "preprocessing": list(p.preprocessing),
+        "corrections": p.corrections,
+        "attempts": p.attempts,
+        "seconds": round(p.seconds, 3),
+    }
 
 
 def _round(value: float | None) -> float | None:

@@ -203,12 +203,41 @@ class AsposeSession:
         }
 
     def _fetch_token(self) -> str:
+        status, retry_after, raw = self._post_token()
+        if status in (400, 401, 403):
+            log.error("aspose.token_rejected", status=status)
+            raise PermanentEngineError(
+                f"aspose: credentials rejected (HTTP {status} from {TOKEN_PATH}); "
+                "check aspose.client_id / client_secret"
+            )
+        if status != 200:
+            raise self._status_error(status, retry_after, raw, where=TOKEN_PATH)
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+            token = str(payload["access_token"])
+            expires_in = float(payload.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TransientEngineError(
+                f"aspose: malformed token reply from {TOKEN_PATH}: {self._snippet(raw)}"
+            ) from exc
+        if not token:
+            raise TransientEngineError(f"aspose: empty access token from {TOKEN_PATH}")
+        self._redact.add(token)
+        margin = min(TOKEN_MARGIN, expires_in / 10)
+        self._token_renew_at = time.monotonic() + max(0.0, expires_in - margin)
+        log.info("aspose.token_fetched", expires_in=expires_in)
+        return token
+
+    def _post_token(self) -> tuple[int, str | None, bytes]:
+        """POST the client credentials; return (status, Retry-After, body)."""
         url = self._base_url + TOKEN_PATH
         fields = [
             ("grant_type", "client_credentials"),
             ("client_id", self._client_id),
             ("client_secret", self._client_secret.get_secret_value()),
         ]
+        if self._throttle is not None:
+            self._throttle.wait()
         try:
             resp = self._client.rest_client.request(  # type: ignore[no-untyped-call]
                 "POST",
@@ -229,30 +258,7 @@ class AsposeSession:
             raise TransientEngineError(
                 f"aspose: token request failed: {self._describe(exc)}"
             ) from exc
-        status = int(resp.status)
-        if status in (400, 401, 403):
-            log.error("aspose.token_rejected", status=status)
-            raise PermanentEngineError(
-                f"aspose: credentials rejected (HTTP {status} from {TOKEN_PATH}); "
-                "check aspose.client_id / client_secret"
-            )
-        if status != 200:
-            raise self._status_error(status, resp.getheader("Retry-After"), raw, where=TOKEN_PATH)
-        try:
-            payload = json.loads(raw.decode("utf-8"))
-            token = str(payload["access_token"])
-            expires_in = float(payload.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise TransientEngineError(
-                f"aspose: malformed token reply from {TOKEN_PATH}: {self._snippet(raw)}"
-            ) from exc
-        if not token:
-            raise TransientEngineError(f"aspose: empty access token from {TOKEN_PATH}")
-        self._redact.add(token)
-        margin = min(TOKEN_MARGIN, expires_in / 10)
-        self._token_renew_at = time.monotonic() + max(0.0, expires_in - margin)
-        log.info("aspose.token_fetched", expires_in=expires_in)
-        return token
+        return int(resp.status), resp.getheader("Retry-After"), bytes(raw)
 
     # --- calls and tasks ---------------------------------------------------------------
 
@@ -331,8 +337,7 @@ class AsposeSession:
     ) -> str:
         """Submit a task, poll it until Completed or the deadline; return its text."""
         started = time.monotonic()
-        task_id = self.call(f"POST {resource}", submit)
-        task_id = str(task_id).strip().strip('"')
+        task_id = str(self.call(f"POST {resource}", submit)).strip().strip('"')
         if not task_id:
             raise TransientEngineError(f"aspose: POST {resource} returned no task id")
         log.debug("aspose.task_submitted", resource=resource, task=task_id, language=language.value)
@@ -348,20 +353,8 @@ class AsposeSession:
                     f"({polls} polls); cancelled"
                 )
             time.sleep(wait)
-            wait = self._poll_interval
             polls += 1
-            try:
-                response = self.call(f"GET {resource}", lambda auth: fetch(task_id, auth))
-            except TransientEngineError as exc:
-                # The task lives on; one failed poll is no reason to pay for a new one.
-                hint = getattr(exc, "retry_after", None)
-                if hint is not None:
-                    wait = max(wait, hint)
-                log.warning(
-                    "aspose.poll_failed", resource=resource, task=task_id, error=exc.message
-                )
-                continue
-            text = self._outcome(resource, task_id, response)
+            text, wait = self._poll(resource, task_id, fetch)
             if text is not None:
                 log.debug(
                     "aspose.task_completed",
@@ -371,6 +364,19 @@ class AsposeSession:
                     seconds=round(time.monotonic() - started, 3),
                 )
                 return text
+
+    def _poll(
+        self, resource: str, task_id: str, fetch: Callable[[str, dict[str, Any]], OCRResponse]
+    ) -> tuple[str | None, float]:
+        """Poll once; return (the text when Completed, else None; the wait before the next)."""
+        try:
+            response = self.call(f"GET {resource}", lambda auth: fetch(task_id, auth))
+        except TransientEngineError as exc:
+            # The task lives on; one failed poll is no reason to pay for a new one.
+            hint = getattr(exc, "retry_after", None)
+            log.warning("aspose.poll_failed", resource=resource, task=task_id, error=exc.message)
+            return None, max(self._poll_interval, hint or 0.0)
+        return self._outcome(resource, task_id, response), self._poll_interval
 
     def _outcome(self, resource: str, task_id: str, response: OCRResponse) -> str | None:
         """Return the task's text when Completed, None while it runs; raise on failure."""
