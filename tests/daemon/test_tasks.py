@@ -15,7 +15,7 @@ from ocrwatch.config import load_settings
 from ocrwatch.daemon import messages
 from ocrwatch.daemon.local import LocalExecutor
 from ocrwatch.daemon.messages import Failure, ProbeReport, ProbeTask, RecognizeTask, Result, Written
-from ocrwatch.daemon.tasks import classify
+from ocrwatch.daemon.tasks import classify, settings_digest
 from ocrwatch.exceptions import (
     CorruptFileError,
     EmptyFileError,
@@ -126,3 +126,17 @@ def collect(pool: LocalExecutor, n: int, timeout: float = 60) -> list[Result]:
         results += pool.collect(0.2)
     assert len(results) == n, results
     return results
+
+
+class TestSettingsDigest:
+    """Coordinator and workers compare what decides a recognition, nothing else."""
+
+    def test_digest(self) -> None:
+        """Languages change the digest; folders, logging and worker counts do not."""
+        base = load_settings(overrides={"languages": "eng"})
+        assert settings_digest(base) == settings_digest(
+            load_settings(overrides={"languages": "eng", "workers": 3, "log_level": "debug"})
+        )
+        assert settings_digest(base) != settings_digest(
+            load_settings(overrides={"languages": "spa"})
+        )

@@ -146,6 +146,7 @@ def _recognize(self: Any, message: str) -> str:
     sent = loads(message)
     assert not isinstance(sent, Result)
     task = map_paths(sent, settings.celery.path_map)
+    _compare_settings(sent, settings)
     stop = threading.Event()
     # The request is thread-local in Celery: hand the task id to the heartbeat thread.
     beat = threading.Thread(
@@ -160,6 +161,26 @@ def _recognize(self: Any, message: str) -> str:
         stop.set()
         beat.join()
     return dumps(_answer(result, sent, settings.celery.path_map))
+
+
+def _compare_settings(task: Task, settings: Settings) -> None:
+    """Say once per digest that this worker reads with other settings than the coordinator."""
+    from ocrwatch.daemon.tasks import settings_digest
+
+    theirs = getattr(task, "settings_digest", "")
+    seen: set[str] = _state.setdefault("digests_seen", set())
+    if not theirs or theirs in seen:
+        return
+    seen.add(theirs)
+    ours = settings_digest(settings)
+    if theirs != ours:
+        log.warning(
+            "worker.settings_differ",
+            coordinator=theirs,
+            worker=ours,
+            detail="this worker's recognition settings (engines, languages, preprocessing, "
+            "outputs, profiles) differ from the coordinator's; use the same config file",
+        )
 
 
 def _heartbeat(task: Any, task_id: str, stop: threading.Event, every: float) -> None:

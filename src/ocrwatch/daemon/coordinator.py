@@ -41,6 +41,7 @@ from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
 from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.daemon.systemd import Notifier
+from ocrwatch.daemon.tasks import settings_digest
 from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
 from ocrwatch.fsutil import display
@@ -166,6 +167,7 @@ class Coordinator:
             observer=self._observe,
         )
         self.stitcher = Stitcher(settings)
+        self._digest = settings_digest(settings)
         self.split = settings.executor is ExecutorKind.CELERY and not _native_pdf(settings)
         self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
@@ -426,12 +428,17 @@ class Coordinator:
         self.ready.extend(self.disposition.due(now=time.time(), limit=room))
 
     def _dispatch(self) -> None:
-        while self.executor.capacity > 0:
-            if self.ready:
+        """Start waiting jobs first; probe new files while there is room for probes."""
+        while True:
+            if self.ready and self.executor.capacity > 0:
                 job = self.journal.get(self.ready.popleft())
                 if job is not None and job.work_path is not None:
                     self._start(job)
-            elif len(self.ready) < self.settings.queue_size and (probe := self.intake.next_probe()):
+            elif (
+                len(self.ready) < self.settings.queue_size
+                and self.executor.probe_capacity > 0
+                and (probe := self.intake.next_probe())
+            ):
                 self.executor.submit(probe)
             else:
                 return
@@ -459,6 +466,7 @@ class Coordinator:
             coordinator=self.instance,
             outbox_marker=str(self.layout.outbox_marker),
             volume_id=self.mounts.outbox.volume_id,
+            settings_digest=self._digest,
         )
         parts = [task]
         if self.split and admitted.pages:

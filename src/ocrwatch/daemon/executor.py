@@ -23,7 +23,11 @@ class Executor(Protocol):
 
     @property
     def capacity(self) -> int:
-        """Return how many more tasks may be submitted now."""
+        """Return how many more recognition tasks may be submitted now."""
+
+    @property
+    def probe_capacity(self) -> int:
+        """Return how many more probes may be submitted now (may share ``capacity``)."""
 
     @property
     def in_flight(self) -> tuple[Task, ...]:

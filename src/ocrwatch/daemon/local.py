@@ -179,6 +179,11 @@ class LocalExecutor:
         return sum(self.depth - len(s.tasks) for s in self._slots)
 
     @property
+    def probe_capacity(self) -> int:
+        """Return :attr:`capacity`: probes and recognitions share the same workers."""
+        return self.capacity
+
+    @property
     def in_flight(self) -> tuple[Task, ...]:
         """Return the tasks sent and not answered yet."""
         return tuple(t for s in self._slots for t in s.tasks)

@@ -66,6 +66,8 @@ class RecognizeTask:
     outbox_marker: str = ""
     volume_id: str = ""
     pages: tuple[int, int] | None = None
+    #: A digest of the coordinator's recognition settings: a worker with others says so.
+    settings_digest: str = ""
     kind: Literal["recognize"] = "recognize"
 
 

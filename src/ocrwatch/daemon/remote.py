@@ -1,6 +1,8 @@
 """The Celery executor: tasks to ``ocrwatch worker`` processes on any host, answers back.
 
-At least once from the broker, exactly once in effect here: every dispatch gets its own
+Decode probes stay on the coordinator's host (the stability gate is the coordinator's, and a
+probe needs no engine): a small local pool runs them. At least once from the broker,
+exactly once in effect here: every dispatch gets its own
 Celery task id, and an answer for an id that is no longer in flight (late, duplicated, or
 for a task sent again) is dropped. A started task whose heartbeat and answer stay away for
 ``celery.lease`` seconds is handed back as ``REQUEUED`` for the coordinator to send again,
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ocrwatch.daemon.broker import HEARTBEAT_STATE, TASK_NAME, make_app
-from ocrwatch.daemon.messages import Failure, Result, Task, dumps, loads
+from ocrwatch.daemon.local import LocalExecutor
+from ocrwatch.daemon.messages import Failure, ProbeTask, Result, Task, dumps, loads
 from ocrwatch.retry import Category
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ class CeleryExecutor:
         self.settings = settings
         self.conf = settings.celery
         self.app = app or make_app(settings)
+        self._probes = LocalExecutor(settings, size=1, timeout=settings.file_timeout)
         self._sent: dict[str, _Sent] = {}
         self._handed_back: list[Result] = []
         self._epoch_key = f"ocrwatch:epoch:{self.conf.queue}"
@@ -66,7 +70,8 @@ class CeleryExecutor:
 
     # --- the contract ------------------------------------------------------------------------
     def start(self) -> None:
-        """Check the broker once; a broker that is down is waited for, not fatal."""
+        """Start the probe pool; check the broker once (a broker that is down is waited for)."""
+        self._probes.start()
         self._check_epoch(time.monotonic())
 
     @property
@@ -77,12 +82,20 @@ class CeleryExecutor:
         return max(0, self.conf.max_in_flight - len(self._sent))
 
     @property
+    def probe_capacity(self) -> int:
+        """Return how many more probes the local probe pool takes now."""
+        return self._probes.capacity
+
+    @property
     def in_flight(self) -> tuple[Task, ...]:
-        """Return the tasks sent and not answered yet."""
-        return tuple(s.task for s in self._sent.values())
+        """Return the tasks sent and not answered yet (probes included)."""
+        return tuple(s.task for s in self._sent.values()) + self._probes.in_flight
 
     def submit(self, task: Task) -> None:
-        """Publish ``task``; a broker that refuses it gets it handed back as REQUEUED."""
+        """Publish ``task`` (a probe: to the local pool); a refused one comes back REQUEUED."""
+        if isinstance(task, ProbeTask):
+            self._probes.submit(task)
+            return
         task_id = f"{task.job_id}-{secrets.token_hex(4)}"
         try:
             self.app.send_task(
@@ -97,6 +110,7 @@ class CeleryExecutor:
     def collect(self, timeout: float) -> list[Result]:
         """Return the answers that arrived, and tasks handed back (lease, lost broker)."""
         results, self._handed_back = self._handed_back, []
+        results += self._probes.collect(0.0)
         now = time.monotonic()
         if now >= self._next_epoch:
             results += self._check_epoch(now)
@@ -119,10 +133,11 @@ class CeleryExecutor:
         for tid in ids:
             del self._sent[tid]
             self._revoke(tid)
-        return bool(ids)
+        return bool(ids) or self._probes.cancel(job_id)
 
     def close(self) -> None:
-        """Nothing runs here: tasks in flight finish on their workers and are dropped."""
+        """Stop the probe pool; recognitions in flight finish on their workers, dropped."""
+        self._probes.close()
         self._sent.clear()
 
     # --- answers and heartbeats ------------------------------------------------------------

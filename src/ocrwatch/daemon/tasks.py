@@ -8,6 +8,8 @@ raising. This is the boundary where exceptions become categories.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import socket
 import time
@@ -48,7 +50,23 @@ if TYPE_CHECKING:
     from ocrwatch.outputs import OutputPaths
     from ocrwatch.pipeline import DocumentResult
 
-__all__ = ["classify", "execute", "processed_by", "written"]
+__all__ = ["classify", "execute", "processed_by", "settings_digest", "written"]
+
+#: The settings that change what a recognition reads or writes (not paths, not logging).
+_RECOGNITION_KEYS = frozenset(
+    {
+        "mode", "engine", "languages", "auto_printed_confidence", "spellcheck", "pdf_dpi",
+        "max_pixels", "max_file_bytes", "max_pages", "preprocess", "tesseract", "paddle",
+        "outputs", "profiles",
+    }
+)  # fmt: skip
+
+
+def settings_digest(settings: Settings) -> str:
+    """Return a short digest of the settings that decide what a recognition produces."""
+    data = settings.model_dump(mode="json", include=set(_RECOGNITION_KEYS))
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def classify(exc: BaseException, *, probing: bool = False) -> tuple[Category, str]:
