@@ -283,6 +283,20 @@ class TestBadInputs:
             probe(path, settings=settings)
         assert_names_file(caught.value, path)
         assert "plain text" in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("data", "said"),
+        [(b"\xff", "unrecognized binary data"), (b"\x00" * 5000, "only zero bytes")],
+    )
+    def test_binary_is_not_called_text(
+        self, tmp_path: Path, settings: Settings, data: bytes, said: str
+    ) -> None:
+        """A lone 0xff byte is binary, not text; a file of zeros says it may be unwritten."""
+        path = tmp_path / "x.png"
+        path.write_bytes(data)
+        with pytest.raises(UnsupportedFormatError) as caught:
+            probe(path, settings=settings)
+        assert said in str(caught.value) and "plain text" not in str(caught.value)
         assert ".png" in str(caught.value)
 
     def test_other_format_named(self, tmp_path: Path, settings: Settings) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -259,6 +261,27 @@ class TestStateDisk:
         assert time.monotonic() - freed < 60
         assert daemon.alive() and daemon.stop() == 0
         assert not daemon.count("daemon.internal_error"), daemon.output()
+        # Restart on a full state disk, with a file waiting: a clean start or exit 3 with a
+        # message naming the journal; never a traceback.
+        fill_up(state)
+        write_doc(folders.inbox / "late.png", 9)
+        restarted = make_daemon(state=state / "s", name="restart")
+        restarted.proc = subprocess.Popen(
+            [sys.executable, "-m", "ocrwatch", "run", *restarted.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=restarted.env,
+            text=True,
+        )
+        try:
+            code = restarted.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            restarted.proc.send_signal(signal.SIGTERM)
+            code = restarted.proc.wait(timeout=60)
+            assert code == 0
+        else:
+            out = restarted.proc.stdout.read() if restarted.proc.stdout else ""
+            assert code == 3 and "journal" in out and "Traceback" not in out, out
 
 
 class TestPeers:

@@ -203,7 +203,7 @@ class Coordinator:
             self.executor.start()
             self._sweep()
             self.spool.heartbeat()
-            self._recover()
+            self._start_recovery()
             self.watcher.start()
             self.intake.full_scan("startup")
             self.notifier.ready()
@@ -259,6 +259,15 @@ class Coordinator:
     def _overflow(self) -> None:
         log.warning("watch.overflow", detail="kernel dropped events; rescanning the inbox")
         self._rescan.set()
+
+    def _start_recovery(self) -> None:
+        try:
+            self._recover()
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"cannot write the journal in {display(self.layout.state_dir)} ({exc}); free "
+                "space on that disk (or move the state_dir), then start again"
+            ) from exc
 
     def _recover(self) -> None:
         """Redo the first unfinished step of every job left by an earlier run (or a peer)."""
