@@ -115,9 +115,19 @@ class EmptyFileError(InputError):
 
 
 class UnsupportedFormatError(InputError):
-    """Not an image or PDF we can read (or its content does not match its extension)."""
+    """Not an image or PDF we can read (or its content does not match its extension).
+
+    ``settled`` is False when the content could still become a readable file (zeros or
+    unrecognized bytes: a writer may not be done); text or another known format is settled.
+    """
 
     reason = "unsupported_format"
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, settled: bool = True
+    ) -> None:
+        self.settled = settled
+        super().__init__(message, path=path)
 
 
 class CorruptFileError(InputError):

@@ -89,9 +89,11 @@ def not_supported(path: Path, *, head: bytes) -> InputError:
             )
     if head[:2] == b"BM" and not _looks_like_text(head):
         return CorruptFileError("content starts like BMP but cannot be decoded", path=path)
-    what = _describe(path, head)
+    what, settled = _describe(path, head)
     return UnsupportedFormatError(
-        f"content is {what}, not an image or PDF ocrwatch reads (extension {suffix})", path=path
+        f"content is {what}, not an image or PDF ocrwatch reads (extension {suffix})",
+        path=path,
+        settled=settled,
     )
 
 
@@ -100,27 +102,28 @@ def _read_head(path: Path) -> bytes:
         return fh.read(HEAD_BYTES)
 
 
-def _describe(path: Path, head: bytes) -> str:
+def _describe(path: Path, head: bytes) -> tuple[str, bool]:
+    """Return what the content looks like, and whether that is final (not a write in progress)."""
     if head and not head.strip(b"\x00"):
-        return "only zero bytes so far (a writer that sets the size first, still writing?)"
+        return "only zero bytes so far (a writer that sets the size first, still writing?)", False
     for magic, offset, what in _OTHER_MAGIC:
         if head[offset : offset + len(magic)] == magic:
-            return what
+            return what, True
     if _looks_like_text(head):
         start = head.lstrip().lower()
         if start.startswith((b"<!doctype html", b"<html")):
-            return "an HTML page"
+            return "an HTML page", True
         if start.startswith((b"<?xml", b"<svg")):
-            return "XML (or SVG)"
-        return "plain text"
+            return "XML (or SVG)", True
+        return "plain text", True
     try:  # Name other image formats Pillow knows (PSD, ICO, PPM, ...); only for the message.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # opening reads the header only: no pixels
             with Image.open(path) as other:
-                return f"a {other.format} image"
+                return f"a {other.format} image", True
     except Exception:  # any failure only means we cannot name it
         pass
-    return f"unrecognized binary data (starts with {head[:8].hex(' ')})"
+    return f"unrecognized binary data (starts with {head[:8].hex(' ')})", False
 
 
 def _looks_like_text(head: bytes) -> bool:

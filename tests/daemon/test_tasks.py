@@ -32,7 +32,8 @@ class TestClassify:
     """Exceptions become categories in one place."""
 
     @pytest.mark.parametrize(
-        "exc", [CorruptFileError("x"), EmptyFileError("x"), UnsupportedFormatError("x")]
+        "exc",
+        [CorruptFileError("x"), EmptyFileError("x"), UnsupportedFormatError("x", settled=False)],
     )
     def test_undecodable_while_probing_is_incomplete(self, exc: Exception) -> None:
         """While probing, a file that does not decode may still be being written."""
@@ -43,6 +44,7 @@ class TestClassify:
         ("exc", "category"),
         [
             (EncryptedPdfError("x"), Category.PERMANENT),
+            (UnsupportedFormatError("content is plain text"), Category.PERMANENT),
             (TransientEngineError("503"), Category.TRANSIENT),
             (TransientOutputError("full"), Category.ENVIRONMENT),
             (OutputError("name"), Category.PERMANENT),

@@ -74,9 +74,11 @@ def classify(exc: BaseException, *, probing: bool = False) -> tuple[Category, st
 
     While probing, a file that does not decode yet may still be being written (a scanner
     that pre-allocates zeros, or pauses): that is INCOMPLETE, retried for a bounded time.
+    Content that is plainly something else (text, a ZIP, a HEIC photo) is final at once.
     """
-    incomplete = CorruptFileError | EmptyFileError | UnsupportedFormatError
-    if probing and isinstance(exc, incomplete):
+    unsettled = isinstance(exc, UnsupportedFormatError) and not exc.settled
+    if probing and (isinstance(exc, CorruptFileError | EmptyFileError) or unsettled):
+        assert isinstance(exc, InputError)
         return Category.INCOMPLETE, exc.reason
     if isinstance(exc, InputError | PermanentEngineError):
         return Category.PERMANENT, exc.reason
