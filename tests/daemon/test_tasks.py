@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from ocrwatch.config import load_settings
 from ocrwatch.daemon import messages
 from ocrwatch.daemon.local import LocalExecutor
 from ocrwatch.daemon.messages import Failure, ProbeReport, ProbeTask, RecognizeTask, Result, Written
-from ocrwatch.daemon.tasks import classify, settings_digest
+from ocrwatch.daemon.tasks import classify, execute, settings_digest
 from ocrwatch.exceptions import (
     CorruptFileError,
     EmptyFileError,
@@ -142,3 +143,37 @@ class TestSettingsDigest:
         assert settings_digest(base) != settings_digest(
             load_settings(overrides={"languages": "spa"})
         )
+
+
+class TestKeptRecognition:
+    """A recognition whose outputs could not be written is kept: retries never read twice."""
+
+    def test_retry_after_full_outbox_reuses_the_reading(
+        self, tmp_path: Path, small_tmpfs: Path
+    ) -> None:
+        """Outbox full: ENVIRONMENT failure, reading kept; the retry writes it without OCR
+        (the claimed file is garbage by then, so a second reading would fail)."""
+        from fsutil import fill_up
+        from ocrwatch.engines import EngineCache
+
+        settings = load_settings(overrides={"engine": "tesseract", "mode": "printed"})
+        job_dir = tmp_path / "work" / "job1"
+        image = save(render_lines(["Kept reading 42"], size=36), job_dir / "a.png")
+        digest = hashlib.sha256(image.read_bytes()).hexdigest()
+        task = RecognizeTask(
+            "job1", "a.png", str(image), 1, str(small_tmpfs / "a.png.txt"), digest, "c"
+        )
+        engines = EngineCache(settings)
+        try:
+            fill_up(small_tmpfs)
+            first = execute(task, settings=settings, engines=engines)
+            assert first.failure is not None and first.failure.category is Category.ENVIRONMENT
+            assert (job_dir / ".recognized.json").is_file()
+            image.write_bytes(b"garbage now")
+            (small_tmpfs / "ballast").unlink()
+            second = execute(task, settings=settings, engines=engines)
+        finally:
+            engines.close()
+        assert isinstance(second.outcome, Written), second.outcome
+        assert "Kept reading 42" in (small_tmpfs / "a.png.txt").read_text()
+        assert not (job_dir / ".recognized.json").exists()

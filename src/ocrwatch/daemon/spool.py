@@ -73,9 +73,12 @@ class Spool:
         return dst
 
     def release_job_dir(self, job_id: str) -> None:
-        """Remove job ``job_id``'s (now empty) work folders."""
+        """Remove job ``job_id``'s work folders (its file has left; a kept reading goes too)."""
         top = self.work_dir / job_id
-        for root, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        for root, _dirs, files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            for name in files:
+                if name.startswith("."):
+                    (Path(root) / name).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 os.rmdir(root)
 
@@ -88,6 +91,8 @@ class Spool:
                 continue
             for root, _dirs, files in os.walk(job_dir, followlinks=False):
                 for name in files:
+                    if name.startswith("."):
+                        continue  # ours (a kept recognition); claimed files are never dot-files
                     path = Path(root) / name
                     rel = PurePosixPath(path.relative_to(job_dir).as_posix())
                     yield job_dir.name, rel, path

@@ -7,6 +7,7 @@ raising. This is the boundary where exceptions become categories.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -14,9 +15,12 @@ import os
 import socket
 import time
 import traceback
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from pydantic import TypeAdapter
+
+from ocrwatch import fsutil
 from ocrwatch.daemon.messages import (
     Failure,
     PagesRead,
@@ -41,6 +45,7 @@ from ocrwatch.exceptions import (
     UnsupportedFormatError,
 )
 from ocrwatch.fsutil import NAME_ERRNOS
+from ocrwatch.pipeline import DocumentResult
 from ocrwatch.profiles import effective_settings
 from ocrwatch.retry import Category
 
@@ -48,7 +53,6 @@ if TYPE_CHECKING:
     from ocrwatch.config import Settings
     from ocrwatch.engines import EngineCache
     from ocrwatch.outputs import OutputPaths
-    from ocrwatch.pipeline import DocumentResult
 
 __all__ = ["classify", "execute", "processed_by", "settings_digest", "written"]
 
@@ -67,6 +71,9 @@ def settings_digest(settings: Settings) -> str:
     data = settings.model_dump(mode="json", include=set(_RECOGNITION_KEYS))
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+_RESULT: TypeAdapter[DocumentResult] = TypeAdapter(DocumentResult)
 
 
 def classify(exc: BaseException, *, probing: bool = False) -> tuple[Category, str]:
@@ -135,7 +142,12 @@ def _recognize(
     path = Path(task.path)
     # Hot folders: the first [[profiles]] entry matching the relpath decides.
     effective, profile = effective_settings(settings, task.relpath)
-    result = pipeline.recognize_file(path, settings=effective, engines=engines, pages=task.pages)
+    stash = _stash_path(task)
+    result = _stashed(stash, task)
+    if result is None:
+        result = pipeline.recognize_file(
+            path, settings=effective, engines=engines, pages=task.pages
+        )
     by = processed_by()
     if task.pages is not None:  # one range of a long document: the coordinator stitches
         return PagesRead(
@@ -149,14 +161,53 @@ def _recognize(
         )
     _check_outbox(task)
     job = {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}
-    paths = outputs.write_outputs(
-        result,
-        txt_path=Path(task.out_txt),
-        source_id=task.relpath,
-        extra={"job": job, "processed_by": by, "profile": profile},
-        formats=effective.outputs,
-    )
+    try:
+        paths = outputs.write_outputs(
+            result,
+            txt_path=Path(task.out_txt),
+            source_id=task.relpath,
+            extra={"job": job, "processed_by": by, "profile": profile},
+            formats=effective.outputs,
+        )
+    except TransientOutputError:
+        _keep(stash, result)  # the disk is full or the share away: never read it twice
+        raise
+    if stash is not None:
+        stash.unlink(missing_ok=True)
     return written(result, paths, by)
+
+
+#: A recognition kept beside its claimed file while its outputs cannot be written.
+STASH_NAME = ".recognized.json"
+
+
+def _stash_path(task: RecognizeTask) -> Path | None:
+    """Return where ``task``'s recognition is kept between attempts (None: keep mode)."""
+    depth = len(PurePosixPath(task.relpath).parts)
+    job_dir = Path(task.path).parents[depth - 1]
+    if task.pages is not None or job_dir.name != task.job_id:
+        return None  # claimed in place (keep mode), or one range of a split document
+    return job_dir / STASH_NAME
+
+
+def _stashed(stash: Path | None, task: RecognizeTask) -> DocumentResult | None:
+    """Return the kept recognition of this very file (same sha256), if any."""
+    if stash is None or task.sha256 is None:
+        return None
+    try:
+        result = _RESULT.validate_python(json.loads(stash.read_bytes()))
+    except (OSError, ValueError):
+        return None
+    return result if result.source.sha256 == task.sha256 else None
+
+
+def _keep(stash: Path | None, result: DocumentResult) -> None:
+    if stash is None:
+        return
+    # json.dumps, not pydantic's serializer: names that are not UTF-8 must survive.
+    data = json.dumps(_RESULT.dump_python(result, mode="python"), default=str).encode()
+    with contextlib.suppress(OSError):  # then the next attempt reads the file again
+        fsutil.atomic_write(stash, data)
 
 
 def written(result: DocumentResult, paths: OutputPaths, by: dict[str, str | int]) -> Written:
