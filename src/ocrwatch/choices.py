@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_settings import NoDecode
 
 __all__ = [
     "AfterSuccess",
@@ -13,6 +16,7 @@ __all__ = [
     "LogFormat",
     "Mode",
     "OutputFormat",
+    "OutputList",
     "WatchMode",
     "split_list",
     "with_sidecars",
@@ -93,3 +97,9 @@ def split_list(v: Any) -> Any:
 def with_sidecars(v: list[OutputFormat]) -> list[OutputFormat]:
     """Keep the order given; txt and json are always written, so they are always listed."""
     return list(dict.fromkeys([OutputFormat.TXT, OutputFormat.JSON, *v]))
+
+
+#: A list of output formats as a setting: "txt,pdf" from env/CLI, txt and json always in.
+OutputList = Annotated[
+    list[OutputFormat], NoDecode, BeforeValidator(split_list), AfterValidator(with_sidecars)
+]

@@ -35,9 +35,8 @@ from ocrwatch.choices import (
     LogFormat,
     Mode,
     OutputFormat,
+    OutputList,
     WatchMode,
-    split_list,
-    with_sidecars,
 )
 from ocrwatch.exceptions import ConfigError
 from ocrwatch.profiles import Profile
@@ -325,7 +324,7 @@ class Settings(BaseSettings):
     metrics_address: str = Field("127.0.0.1", description="Address the metrics server binds.")
 
     # --- outputs and hot folders --------------------------------------------------------------
-    outputs: Annotated[list[OutputFormat], NoDecode] = Field(
+    outputs: OutputList = Field(
         default_factory=lambda: [OutputFormat.TXT, OutputFormat.JSON],
         description="txt, json, pdf (searchable), hocr, alto; txt and json are always written.",
     )
@@ -421,16 +420,6 @@ class Settings(BaseSettings):
                 raise ValueError("at least one language is needed, e.g. 'eng'")
             return out
         return v
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _outputs_list(cls, v: Any) -> Any:
-        return split_list(v)
-
-    @field_validator("outputs")
-    @classmethod
-    def _outputs(cls, v: list[OutputFormat]) -> list[OutputFormat]:
-        return with_sidecars(v)
 
     @field_validator("profiles", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 
-from ocrwatch.choices import AfterSuccess, Mode, OutputFormat, split_list, with_sidecars
+from ocrwatch.choices import AfterSuccess, Mode, OutputList
 
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
@@ -45,7 +45,7 @@ class Profile(BaseModel):
     languages: Annotated[list[str] | None, NoDecode] = None
     mode: Mode | None = None
     engine: str | None = None
-    outputs: list[OutputFormat] | None = None
+    outputs: OutputList | None = None
     after_success: AfterSuccess | None = None
     #: Partial preprocessing tables, merged over the global ones: {"printed": {"deskew": false}}.
     preprocess: dict[str, dict[str, Any]] | None = None
@@ -61,16 +61,6 @@ class Profile(BaseModel):
         from ocrwatch.config import Settings
 
         return None if v is None else Settings._split_languages(v)
-
-    @field_validator("outputs", mode="before")
-    @classmethod
-    def _outputs_list(cls, v: Any) -> Any:
-        return split_list(v)
-
-    @field_validator("outputs")
-    @classmethod
-    def _outputs(cls, v: list[OutputFormat] | None) -> list[OutputFormat] | None:
-        return None if v is None else with_sidecars(v)
 
     @field_validator("engine")
     @classmethod
