@@ -34,6 +34,7 @@ __all__ = [
     "AfterSuccess",
     "AsposeSettings",
     "Binarize",
+    "Decoder",
     "DuplicatePolicy",
     "LogFormat",
     "Mode",
@@ -169,6 +170,13 @@ class TesseractSettings(BaseModel):
     psm: int = Field(3, ge=0, le=13, description="Page segmentation mode (3 = automatic).")
 
 
+class Decoder(StrEnum):
+    """How the ``paddle`` engine decodes its recognizer's output."""
+
+    GREEDY = "greedy"
+    LEXICON = "lexicon"
+
+
 class PaddleSettings(BaseModel):
     """The ``paddle`` engine (PP-OCR through rapidocr + onnxruntime)."""
 
@@ -187,6 +195,27 @@ class PaddleSettings(BaseModel):
         le=1.0,
         description="Read a line piece again with a looser frame when the recognizer's "
         "confidence is under this; 0 = never, 1 = always (about +30 % time).",
+    )
+    decoder: Decoder = Field(
+        Decoder.LEXICON,
+        description="How the recognizer's character probabilities become text: 'lexicon' "
+        "(beam search scored by wordfreq's word list of the page's languages; greedy for a "
+        "language without one) or 'greedy' (the most likely character per frame).",
+    )
+    beam_width: int = Field(12, ge=1, le=256, description="Beams kept by the lexicon decoder.")
+    lm_weight: float = Field(
+        0.35, ge=0.0, le=5.0, description="Weight of ln(word frequency) in the lexicon decoder."
+    )
+    word_bonus: float = Field(
+        2.0, ge=-20.0, le=20.0, description="Score added per word by the lexicon decoder."
+    )
+    oov_frequency: float = Field(
+        1e-8, gt=0.0, lt=1.0, description="Frequency the lexicon decoder charges an unknown word."
+    )
+    rec_model: Path | None = Field(
+        None,
+        description="Recognizer ONNX file; default: the tuned one shipped in ocrwatch/models "
+        "when present, else PP-OCRv6 small from the rapidocr wheel.",
     )
 
 

@@ -87,6 +87,8 @@ def _fix(token: str) -> str:
     if not m or len(m.group(2)) < 3:
         return token
     pre, word, post = m.groups()
+    if word.isupper():  # acronyms and words in capitals ("OCR") are left as written
+        return token
     low = word.lower()
     sym = _symspell()
     if sym.lookup(low, Verbosity.TOP, max_edit_distance=0):

@@ -4,7 +4,10 @@ Weights come only from the rapidocr wheel: the model paths are passed explicitly
 never resolves (and never downloads) a model by name; a missing file is a DependencyError at
 construction. The angle classifier is off by default because it flips handwritten lines 180
 degrees (docs/engines.md, gotcha 1). rapidocr returns unordered segments; :mod:`.layout` turns
-them into lines in reading order.
+them into lines in reading order. Line crops are read with rapidocr's recognizer and decoded by
+:mod:`ocrwatch.decoding` (a lexicon beam search for languages wordfreq has a word list for).
+The recognizer is the tuned one in ``ocrwatch/models`` when the package ships it
+(``models/PROVENANCE.md``), else the wheel's.
 
 Thread safety: rapidocr's pipeline keeps no per-call state once its models are loaded (model
 loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxruntime's
@@ -25,6 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from ocrwatch import decoding
+from ocrwatch.config import Decoder
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
@@ -47,6 +52,8 @@ log = structlog.get_logger()
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
 CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+#: Fine-tuned recognizer shipped in this package (training/README.md), used when present.
+TUNED_REC_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppocrv6_rec_hw.onnx"
 
 #: Letters each language needs beyond ASCII. A language is offered only when the shipped
 #: recognizer's character set holds all of them (checked at load). PP-OCRv6's multilingual
@@ -104,6 +111,14 @@ def _model_dir() -> Path:
     return Path(rapidocr.__file__).resolve().parent / "models"
 
 
+def _rec_model(settings: Settings, models: Path) -> Path:
+    if settings.paddle.rec_model is not None:
+        return settings.paddle.rec_model
+    if TUNED_REC_MODEL.is_file():
+        return TUNED_REC_MODEL
+    return models / REC_MODEL
+
+
 class PaddleEngine(Engine):
     """PP-OCRv6 small via rapidocr 3.x on onnxruntime; good on handwriting, offline."""
 
@@ -125,6 +140,9 @@ class PaddleEngine(Engine):
         models = _model_dir()
         needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if settings.paddle.use_angle_cls else [])
         missing = [name for name in needed if not (models / name).is_file()]
+        rec = settings.paddle.rec_model
+        if rec is not None and not rec.is_file():
+            missing.append(str(rec))
         if missing:
             raise DependencyError(
                 f"PP-OCR model(s) {', '.join(missing)} missing from {models}; "
@@ -149,6 +167,15 @@ class PaddleEngine(Engine):
         )
         self._ocr: Any = ocr
         self._reread_below = settings.paddle.reread_below
+        cfg = settings.paddle
+        self._decoder = cfg.decoder
+        self._beam = decoding.BeamSettings(
+            beam=cfg.beam_width,
+            alpha=cfg.lm_weight,
+            beta=cfg.word_bonus,
+            oov=cfg.oov_frequency,
+        )
+        self._rec_name = Path(self._params["Rec.model_path"]).name
         log.info("engine.loaded", engine=self.name, version=self.version())
 
     @staticmethod
@@ -168,7 +195,7 @@ class PaddleEngine(Engine):
             "Det.box_thresh": cfg.box_thresh,
             "Det.unclip_ratio": cfg.unclip_ratio,
             "Det.model_path": str(models / DET_MODEL),
-            "Rec.model_path": str(models / REC_MODEL),
+            "Rec.model_path": str(_rec_model(settings, models)),
             "Cls.model_path": str(models / CLS_MODEL),
         }
         if cfg.threads > 0:
@@ -183,7 +210,9 @@ class PaddleEngine(Engine):
             rapid = package_version("rapidocr")
         except PackageNotFoundError:  # pragma: no cover - imported above, so installed
             rapid = "unknown"
-        return f"rapidocr {rapid} PP-OCRv6 small"
+        base = f"rapidocr {rapid} PP-OCRv6 small"
+        rec = getattr(self, "_rec_name", REC_MODEL)
+        return base if rec == REC_MODEL else f"{base}, recognizer {rec}"
 
     def languages(self) -> frozenset[str]:
         """Return the Latin-script languages whose letters the recognizer's dictionary holds."""
@@ -222,12 +251,13 @@ class PaddleEngine(Engine):
             if boxes is not None:
                 flat = flatten(gray)
                 crops, quads, index = box_pieces(array, flat, boxes)
+                lexicon = (
+                    decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
+                )
                 if crops:
-                    rec = ocr.recognize_txt(crops)
-                    txts = [str(t) for t in rec.txts]
-                    scores = [float(x) for x in rec.scores]
+                    txts, scores = self._read(ocr, crops, lexicon)
                 if self._reread_below > 0:
-                    self._reread(ocr, array, flat, boxes, index, txts, scores)
+                    self._reread(ocr, array, flat, boxes, index, txts, scores, lexicon)
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -252,6 +282,7 @@ class PaddleEngine(Engine):
         index: list[int],
         txts: list[str],
         scores: list[float],
+        lexicon: decoding.Lexicon | None,
     ) -> None:
         """Read doubtful pieces again with a looser frame; keep the more confident reading.
 
@@ -268,10 +299,15 @@ class PaddleEngine(Engine):
                 crops.append(piece[0])
         if not crops:
             return
-        rec = ocr.recognize_txt(crops)
-        for k, txt, score in zip(ks, rec.txts, rec.scores, strict=True):
-            if float(score) > scores[k]:
-                txts[k], scores[k] = str(txt), float(score)
+        new_txts, new_scores = self._read(ocr, crops, lexicon)
+        for k, txt, score in zip(ks, new_txts, new_scores, strict=True):
+            if score > scores[k]:
+                txts[k], scores[k] = txt, score
+
+    def _read(
+        self, ocr: Any, crops: list[npt.NDArray[np.uint8]], lexicon: decoding.Lexicon | None
+    ) -> tuple[list[str], list[float]]:
+        return decoding.recognize_crops(ocr.text_rec, crops, lexicon=lexicon, settings=self._beam)
 
     @staticmethod
     def _lines(result: Any, *, width: int, height: int) -> tuple[Line, ...]:
