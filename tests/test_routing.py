@@ -131,8 +131,8 @@ class TestCloudReadingUnchanged:
                 assert emu.submissions[-1].settings["language"] == "HWT_ENG"
         finally:
             local.close()
+        # The spelling pass used to turn "TEh" into "The" here, Aspose's reading or not.
         assert doc.text.split() == cloud_reading.text.split()
-        assert "OCR" in doc.text.split()
 
 
 @pytest.fixture(scope="module")

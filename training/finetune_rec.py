@@ -244,7 +244,7 @@ def cer(hyps: Sequence[str], refs: Sequence[str]) -> float:
 class Trainable:
     """The converted model plus the map from its tensors back to the ONNX initializers."""
 
-    def __init__(self, onnx_model: Any) -> None:
+    def __init__(self, onnx_model: Any, *, train_from: str | None = None) -> None:
         _stub_torchvision()
         import onnx2torch
         import torch
@@ -262,7 +262,9 @@ class Trainable:
                     tensors.setdefault(key, []).append((owner, name))
         self.mapping: dict[str, tuple[Any, str]] = {}
         self.params: list[Any] = []
+        trainable = train_from is None
         for init in onnx_model.graph.initializer:
+            trainable = trainable or init.name == train_from
             arr = numpy_helper.to_array(init)
             if arr.dtype != np.float32 or arr.size <= 1:
                 continue
@@ -280,7 +282,8 @@ class Trainable:
             else:
                 param = t
             self.mapping[init.name] = (owner, name)
-            self.params.append(param)
+            if trainable:
+                self.params.append(param)
         for p in self.module.parameters():
             p.requires_grad_(False)
         for p in self.params:
@@ -394,6 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=150)
     ap.add_argument("--val-lines", type=int, default=120, help="validation lines scored")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--train-from",
+        default="conv2d_117.w_0",
+        help="first ONNX initializer trained (graph order); earlier layers stay frozen; "
+        "'all' trains everything",
+    )
     ap.add_argument("--seed", type=int, default=20261130)
     args = ap.parse_args(argv)
 
@@ -405,7 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     onnx_model = load_onnx(base)
     classes = charset(onnx_model)
     index = {c: i for i, c in enumerate(classes)}
-    trainable = Trainable(onnx_model)
+    trainable = Trainable(
+        onnx_model, train_from=None if args.train_from == "all" else args.train_from
+    )
     print(
         f"trainable tensors {len(trainable.params)}, values "
         f"{sum(p.numel() for p in trainable.params)}",

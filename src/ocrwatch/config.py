@@ -124,6 +124,11 @@ class PreprocessProfile(BaseModel):
     median_filter: int = Field(
         0, ge=0, le=9, description="Median filter kernel size (odd, 3 or 5); 0 switches it off."
     )
+    remove_rules: bool = Field(
+        False,
+        description="Lined paper: paint over long horizontal rules (after deskew) so the "
+        "detector does not join lines along them nor read them as dashes.",
+    )
     binarize: Binarize = Field(Binarize.OFF, description="off, otsu or adaptive.")
     deskew: bool = Field(True, description="Estimate and correct small page rotations.")
     max_deskew_degrees: float = Field(10.0, ge=0.0, le=45.0)
@@ -145,8 +150,14 @@ def _handwritten_profile() -> PreprocessProfile:
     # binarization; the neural engine prefers smoothed grayscale.
     # PP-OCR's recognizer rescales every line crop to 48 px, so the page is upscaled only
     # for small writing that the detector would miss (bench/README.md, lever table).
+    # Lined paper is common under handwriting; rules joined lines for the detector, were
+    # read as dashes and fooled the text-height estimate (bench/README.md, lever table).
     return PreprocessProfile(
-        text_height=24, median_filter=3, binarize=Binarize.OFF, crop_sheet=True
+        text_height=24,
+        median_filter=3,
+        binarize=Binarize.OFF,
+        crop_sheet=True,
+        remove_rules=True,
     )
 
 

@@ -162,13 +162,20 @@ def beam_search(
 
     # prefix -> [log p ending in blank, log p ending in a character, word score so far]
     beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
-    logp = np.log(np.maximum(probs, 1e-30))
+    # Only the characters above ``prune`` are tried: found for all frames at once (the
+    # matrix has 18,710 columns; a per-frame scan in Python would dominate the time).
+    best = probs.argmax(axis=1)
+    frames, chars = np.nonzero(probs >= settings.prune)
+    per_frame: list[list[tuple[int, float]]] = [[] for _ in range(probs.shape[0])]
+    for t, k, p in zip(frames.tolist(), chars.tolist(), probs[frames, chars].tolist(), strict=True):
+        if k:
+            per_frame[t].append((k, math.log(p)))
+    blanks = np.log(np.maximum(probs[:, 0], 1e-30)).tolist()
     for t in range(probs.shape[0]):
-        row = probs[t]
-        cands = np.flatnonzero(row >= settings.prune)
-        if cands.size == 0:
-            cands = np.array([int(row.argmax())])
-        blank = float(logp[t, 0])
+        cands = per_frame[t]
+        if not cands and best[t] != 0:
+            cands = [(int(best[t]), math.log(max(float(probs[t, best[t]]), 1e-30)))]
+        blank = blanks[t]
         nxt: dict[str, list[float]] = {}
 
         for prefix, (pb, pnb, lm) in beams.items():
@@ -176,11 +183,8 @@ def beam_search(
             e = _entry(nxt, prefix, lm)
             e[0] = _logadd(e[0], total + blank)
             last = prefix[-1] if prefix else ""
-            for k in cands:
-                if k == 0:
-                    continue
+            for k, lp in cands:
                 ch = classes[k]
-                lp = float(logp[t, k])
                 if ch == last:
                     e[1] = _logadd(e[1], pnb + lp)  # the same character held
                     base = pb + lp  # a repeat after a blank

@@ -17,6 +17,7 @@ loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxru
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -94,6 +95,11 @@ LANGUAGE_LETTERS: Mapping[str, str] = {
 # onnxruntime reports allocation failures with these words; anything else about a page
 # (bad shape, invalid argument) fails the same way on every retry.
 _TRANSIENT_MARKERS = ("bad_alloc", "allocate", "out of memory", "memory")
+
+
+#: A piece read as nothing but dashes, dots or underscores is a rule of lined paper (or a
+#: table border) the detector took for writing, not text.
+_RULE_READING = re.compile(r"[\s\-_\u2013\u2014=.,:;~|'\"`]{4,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +325,7 @@ class PaddleEngine(Engine):
         segments = [
             Segment(text=str(txt), confidence=float(score), box=bounding_box(quad))
             for quad, txt, score in zip(boxes, txts, scores, strict=True)
-            if str(txt).strip()
+            if str(txt).strip() and not _RULE_READING.fullmatch(str(txt))
         ]
         lines = []
         for text_line in reading_order(segments):
