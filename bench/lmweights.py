@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alphas", type=_floats, default=[0.2, 0.35, 0.5, 0.7])
     parser.add_argument("--betas", type=_floats, default=[0.0, 1.0, 2.0, 3.0])
     parser.add_argument("--oovs", type=_floats, default=[1e-8])
+    parser.add_argument("--prunes", type=_floats, default=[1e-3])
     parser.add_argument("--beam", type=int, default=12)
     parser.add_argument("--rec-model", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=None, help="first N lines only")
@@ -94,8 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows.append({"decoder": "greedy", "cer_ci": round(cer(greedy), 5)})
     lexicon = decoding.lexicon_for(["fra"])
     assert lexicon is not None
-    for alpha, beta, oov in itertools.product(args.alphas, args.betas, args.oovs):
-        settings = decoding.BeamSettings(beam=args.beam, alpha=alpha, beta=beta, oov=oov)
+    grid = itertools.product(args.alphas, args.betas, args.oovs, args.prunes)
+    for alpha, beta, oov, prune in grid:
+        settings = decoding.BeamSettings(
+            beam=args.beam, alpha=alpha, beta=beta, oov=oov, prune=prune
+        )
         t0 = time.perf_counter()
         hyps = [decoding.beam_search(p, classes, lexicon, settings) for p in probs]
         rows.append(
@@ -104,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "alpha": alpha,
                 "beta": beta,
                 "oov": oov,
+                "prune": prune,
                 "beam": args.beam,
                 "cer_ci": round(cer(hyps), 5),
                 "ms_per_line": round(1000 * (time.perf_counter() - t0) / len(probs), 2),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -182,7 +183,32 @@ class PaddleEngine(Engine):
             oov=cfg.oov_frequency,
         )
         self._rec_name = Path(self._params["Rec.model_path"]).name
+        self._warm_up(settings)
         log.info("engine.loaded", engine=self.name, version=self.version())
+
+    def _warm_up(self, settings: Settings) -> None:
+        """Build the word lists the first page will need in a daemon thread (start-up time).
+
+        The lexicon (and the English spelling dictionary when that pass will run) take about
+        a second of pure Python; built beside the first page's detection and recognition
+        (onnxruntime releases the GIL), a one-file ``ocrwatch ocr`` waits less. Whoever
+        needs them first waits on their locks, so nothing is read half-built.
+        """
+        languages = tuple(code for code in settings.languages if code in self._languages)
+        lexicon = self._decoder is Decoder.LEXICON
+        spelling = settings.spellcheck and languages == ("eng",)
+        if not (lexicon or spelling):
+            return
+
+        def work() -> None:
+            if lexicon:
+                decoding.lexicon_for(languages)
+            if spelling:
+                from ocrwatch import correct
+
+                correct.preload()
+
+        threading.Thread(target=work, name="ocrwatch-wordlists", daemon=True).start()
 
     @staticmethod
     def rapidocr_params(settings: Settings, models: Path | None = None) -> dict[str, Any]:
