@@ -42,7 +42,7 @@ def matrices(
     if rec_model is not None:
         overrides["paddle"]["rec_model"] = str(rec_model)
     engine = PaddleEngine(load_settings(overrides=overrides, environ={}))
-    text_rec = engine._ocr.text_rec
+    text_rec = engine._text_rec(["fra"])
     classes = text_rec.postprocess_op.character
     probs: list[np.ndarray] = []
     texts: list[str] = []

@@ -164,7 +164,7 @@ class TestWholePageBox:
         rgb = np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
         crops, _, index = box_pieces(rgb, flat, np.array([whole]))
         assert index == [0] * len(self.LINES)
-        texts, _ = paddle._read(paddle._ocr, crops, None)
+        texts, _ = paddle._read(paddle._ocr.text_rec, crops, None)
         for text, line in zip(texts, self.LINES, strict=True):
             assert set(text.lower().split()) & set(line.lower().split()), (text, line)
 

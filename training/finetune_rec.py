@@ -404,7 +404,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "'all' trains everything",
     )
     ap.add_argument("--seed", type=int, default=20261130)
+    ap.add_argument(
+        "--export-only",
+        type=Path,
+        default=None,
+        help="write --out from a checkpoint (.npz from --work) without training",
+    )
     args = ap.parse_args(argv)
+    if args.export_only is not None:
+        with np.load(args.export_only) as ckpt:
+            export(base_model_path(), {k: ckpt[k] for k in ckpt.files}, args.out)
+        print(f"wrote {args.out} from {args.export_only}", flush=True)
+        return 0
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)

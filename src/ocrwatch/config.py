@@ -225,8 +225,15 @@ class PaddleSettings(BaseModel):
     )
     rec_model: Path | None = Field(
         None,
-        description="Recognizer ONNX file; default: the tuned one shipped in ocrwatch/models "
-        "when present, else PP-OCRv6 small from the rapidocr wheel.",
+        description="Tuned recognizer ONNX file for tuned_languages; default: the one shipped "
+        "in ocrwatch/models when present (else those pages use the wheel's too).",
+    )
+    tuned_languages: list[str] = Field(
+        ["fra"],
+        description="Pages whose languages are all in this list are read by the tuned "
+        "recognizer; others (and all, when the list is empty) by PP-OCRv6 small from the "
+        "rapidocr wheel. The shipped one was tuned on French handwriting and read English "
+        "worse (bench/README.md).",
     )
 
 

@@ -6,8 +6,9 @@ construction. The angle classifier is off by default because it flips handwritte
 degrees (docs/engines.md, gotcha 1). rapidocr returns unordered segments; :mod:`.layout` turns
 them into lines in reading order. Line crops are read with rapidocr's recognizer and decoded by
 :mod:`ocrwatch.decoding` (a lexicon beam search for languages wordfreq has a word list for).
-The recognizer is the tuned one in ``ocrwatch/models`` when the package ships it
-(``models/PROVENANCE.md``), else the wheel's.
+Pages whose languages are all in ``paddle.tuned_languages`` are read by the tuned recognizer in
+``ocrwatch/models`` when the package ships it (``models/PROVENANCE.md``); other pages by the
+wheel's.
 
 Thread safety: rapidocr's pipeline keeps no per-call state once its models are loaded (model
 loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxruntime's
@@ -118,12 +119,13 @@ def _model_dir() -> Path:
     return Path(rapidocr.__file__).resolve().parent / "models"
 
 
-def _rec_model(settings: Settings, models: Path) -> Path:
+def _tuned_model(settings: Settings) -> Path | None:
+    """The tuned recognizer to use for ``tuned_languages``, None when there is none."""
+    if not settings.paddle.tuned_languages:
+        return None
     if settings.paddle.rec_model is not None:
         return settings.paddle.rec_model
-    if TUNED_REC_MODEL.is_file():
-        return TUNED_REC_MODEL
-    return models / REC_MODEL
+    return TUNED_REC_MODEL if TUNED_REC_MODEL.is_file() else None
 
 
 class PaddleEngine(Engine):
@@ -165,8 +167,16 @@ class PaddleEngine(Engine):
             if settings.paddle.use_angle_cls:
                 ocr._load_cls_model()
             self._charset = frozenset(ocr.text_rec.postprocess_op.character)
+            tuned = _tuned_model(settings)
+            self._tuned_rec: Any = None
+            if tuned is not None:
+                # A second recognizer session only; detection stays with the first instance.
+                extra: Any = RapidOCR(params={**self._params, "Rec.model_path": str(tuned)})
+                self._tuned_rec = extra._load_rec_model()
         except Exception as exc:  # onnxruntime raises its own types; translate them all
             raise DependencyError(f"cannot load PP-OCR models from {models}: {exc}") from exc
+        self._tuned_name = None if tuned is None else tuned.name
+        self._tuned_languages = frozenset(settings.paddle.tuned_languages)
         self._languages = frozenset(
             code
             for code, letters in LANGUAGE_LETTERS.items()
@@ -182,7 +192,6 @@ class PaddleEngine(Engine):
             beta=cfg.word_bonus,
             oov=cfg.oov_frequency,
         )
-        self._rec_name = Path(self._params["Rec.model_path"]).name
         self._warm_up(settings)
         log.info("engine.loaded", engine=self.name, version=self.version())
 
@@ -227,7 +236,7 @@ class PaddleEngine(Engine):
             "Det.box_thresh": cfg.box_thresh,
             "Det.unclip_ratio": cfg.unclip_ratio,
             "Det.model_path": str(models / DET_MODEL),
-            "Rec.model_path": str(_rec_model(settings, models)),
+            "Rec.model_path": str(models / REC_MODEL),
             "Cls.model_path": str(models / CLS_MODEL),
         }
         if cfg.threads > 0:
@@ -243,8 +252,10 @@ class PaddleEngine(Engine):
         except PackageNotFoundError:  # pragma: no cover - imported above, so installed
             rapid = "unknown"
         base = f"rapidocr {rapid} PP-OCRv6 small"
-        rec = getattr(self, "_rec_name", REC_MODEL)
-        return base if rec == REC_MODEL else f"{base}, recognizer {rec}"
+        tuned = getattr(self, "_tuned_name", None)
+        if tuned is None:
+            return base
+        return f"{base}; {tuned} for {'+'.join(sorted(self._tuned_languages))}"
 
     def languages(self) -> frozenset[str]:
         """Return the Latin-script languages whose letters the recognizer's dictionary holds."""
@@ -286,10 +297,11 @@ class PaddleEngine(Engine):
                 lexicon = (
                     decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
                 )
+                text_rec = self._text_rec(languages)
                 if crops:
-                    txts, scores = self._read(ocr, crops, lexicon)
+                    txts, scores = self._read(text_rec, crops, lexicon)
                 if self._reread_below > 0:
-                    self._reread(ocr, array, flat, boxes, index, txts, scores, lexicon)
+                    self._reread(text_rec, array, flat, boxes, index, txts, scores, lexicon)
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -307,7 +319,7 @@ class PaddleEngine(Engine):
 
     def _reread(
         self,
-        ocr: Any,
+        text_rec: Any,
         array: npt.NDArray[np.uint8],
         flat: npt.NDArray[np.uint8],
         boxes: Any,
@@ -331,15 +343,21 @@ class PaddleEngine(Engine):
                 crops.append(piece[0])
         if not crops:
             return
-        new_txts, new_scores = self._read(ocr, crops, lexicon)
+        new_txts, new_scores = self._read(text_rec, crops, lexicon)
         for k, txt, score in zip(ks, new_txts, new_scores, strict=True):
             if score > scores[k]:
                 txts[k], scores[k] = txt, score
 
+    def _text_rec(self, languages: Sequence[str]) -> Any:
+        """The recognizer for a page in ``languages``: the tuned one when all are tuned for."""
+        if self._tuned_rec is not None and set(languages) <= self._tuned_languages:
+            return self._tuned_rec
+        return self._ocr.text_rec
+
     def _read(
-        self, ocr: Any, crops: list[npt.NDArray[np.uint8]], lexicon: decoding.Lexicon | None
+        self, text_rec: Any, crops: list[npt.NDArray[np.uint8]], lexicon: decoding.Lexicon | None
     ) -> tuple[list[str], list[float]]:
-        return decoding.recognize_crops(ocr.text_rec, crops, lexicon=lexicon, settings=self._beam)
+        return decoding.recognize_crops(text_rec, crops, lexicon=lexicon, settings=self._beam)
 
     @staticmethod
     def _lines(result: Any, *, width: int, height: int) -> tuple[Line, ...]:
