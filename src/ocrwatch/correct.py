@@ -77,8 +77,8 @@ _lock = threading.Lock()
 def _symspell() -> Any:
     from symspellpy import SymSpell
 
-    # prefix_length 5 instead of 7: loads in about a third of the time (fewer deletes to
-    # index); candidates are still checked against whole words.
+    # prefix_length 5 instead of 7: far fewer deletes to index, so a much faster load
+    # (bench/README.md, start-up); candidates are still checked against whole words.
     sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=5)
     path = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
     sym.load_dictionary(str(path), term_index=0, count_index=1)
@@ -110,14 +110,14 @@ def _fix(token: str) -> str:
 
 
 def preload() -> None:
-    """Load the dictionary now (about 0.5-1 s), e.g. in a thread while the first page is read."""
+    """Load the dictionary now, e.g. in a thread while the first page is being read."""
     with _lock:
         _symspell()
 
 
 def correct_line(text: str) -> str:
     """Return ``text`` with unknown English words replaced by their closest frequent word."""
-    with _lock:  # the dictionary loads once (about 1 s); lookups are read-only
+    with _lock:  # the dictionary loads once; lookups are read-only
         _symspell()
     return " ".join(_fix(t) for t in text.split(" "))
 

@@ -198,8 +198,8 @@ class PaddleEngine(Engine):
     def _warm_up(self, settings: Settings) -> None:
         """Build the word lists the first page will need in a daemon thread (start-up time).
 
-        The lexicon (and the English spelling dictionary when that pass will run) take about
-        a second of pure Python; built beside the first page's detection and recognition
+        The lexicon (and the English spelling dictionary when that pass will run) are built in
+        pure Python; built beside the first page's detection and recognition
         (onnxruntime releases the GIL), a one-file ``ocrwatch ocr`` waits less. Whoever
         needs them first waits on their locks, so nothing is read half-built.
         """
