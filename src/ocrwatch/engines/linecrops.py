@@ -142,17 +142,18 @@ def box_pieces(
 def split_lines(flat: GrayArray, quad: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
     """Return ``quad`` cut into one quadrilateral per line of writing (itself when one line).
 
-    Only boxes at least a quarter as tall as wide are examined. The ink's row profile is
-    smoothed over one core height (the typical run of dense rows, about the x-height); its
-    peaks at least 1.5 core heights apart are lines, and where the profile between two peaks
-    drops under half the lower peak the box is cut at that lowest row.
+    Only boxes at least a quarter as tall as wide and half as tall as the page are
+    examined: cutting ordinary boxes (short words on a note) cost more than it gained. The
+    ink's row profile is smoothed over one core height (the typical run of dense rows, about
+    the x-height); its peaks at least 1.5 core heights apart are lines, and where the profile
+    between two peaks drops under half the lower peak the box is cut at that lowest row.
     """
     q = np.asarray(quad, dtype=np.float32)
     x0, y0 = (max(int(v), 0) for v in np.floor(q.min(axis=0)))
     x1 = min(int(np.ceil(q[:, 0].max())), flat.shape[1])
     y1 = min(int(np.ceil(q[:, 1].max())), flat.shape[0])
     w, h = x1 - x0, y1 - y0
-    if w <= 0 or h < 60 or h < 0.25 * w:
+    if w <= 0 or h < 60 or h < 0.25 * w or h < flat.shape[0] / 2:
         return [q]
     prof = _ink(flat[y0:y1, x0:x1]).sum(axis=1)
     if prof.max() <= 0:
