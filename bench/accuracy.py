@@ -46,6 +46,7 @@ class DataSet:
     kind: str  # "handwritten" or "printed": what ``--modes match`` means here
     photo: str = "mild"  # generated sets: "none" (scans), "mild" or "hard" (bench.photos)
     notes: str | None = None  # generated from bench.synthnotes' notes in this language
+    part: str | None = None  # copiste_fr: only the pages of this part of bench.copiste's split
 
 
 DATASETS: dict[str, DataSet] = {
@@ -59,6 +60,20 @@ DATASETS: dict[str, DataSet] = {
             ("spa",),
             "handwritten",
         ),
+        DataSet(
+            "copiste/test",
+            "handwriting/copiste_fr",
+            ("fra",),
+            "handwritten",
+            part="test",
+        ),
+        DataSet(
+            "copiste/validation",
+            "handwriting/copiste_fr",
+            ("fra",),
+            "handwritten",
+            part="validation",
+        ),
         DataSet("printed/pages", "printed/pages", ("eng",), "printed"),
         DataSet("printed/lines", "printed/lines", ("eng",), "printed"),
         DataSet("photos", None, ("eng",), "handwritten"),
@@ -69,7 +84,7 @@ DATASETS: dict[str, DataSet] = {
         DataSet("synth/notes-spa-scans", None, ("spa",), "handwritten", photo="none", notes="spa"),
     )
 }
-REAL_SETS = [name for name, ds in DATASETS.items() if ds.folder is not None]
+REAL_SETS = [name for name, ds in DATASETS.items() if ds.folder is not None and ds.part is None]
 #: Held out from the tuning data: text (synth notes) or photo conditions (photos-hard).
 HELD_OUT_SETS = [name for name, ds in DATASETS.items() if ds.notes or ds.photo == "hard"]
 ALIASES = {
@@ -78,6 +93,7 @@ ALIASES = {
     "spanish": "handwriting/spanish_lines_16c",
     "pages": "printed/pages",
     "lines": "printed/lines",
+    "copiste": "copiste/test",
 }
 PHOTO_SOURCES = ("handwriting/iam_forms", "handwriting/notes_scheidl")
 
@@ -126,6 +142,10 @@ def dataset_items(ds: DataSet, *, data: Path, limit: int | None) -> Iterator[lis
     """Yield the items of ``ds``; photos and notes are generated into a temporary folder first."""
     if ds.folder is not None:
         items = items_in(data / ds.folder)
+        if ds.part is not None:
+            from bench.copiste import Part, part_of
+
+            items = [it for it in items if part_of(it.image) == Part(ds.part)]
         yield items[:limit] if limit else items
         return
     from bench import photos, synthnotes
@@ -264,6 +284,7 @@ def table(rows: Sequence[dict[str, Any]], *, title: str) -> Table:
         "mode",
         "items",
         "CER",
+        "CER ci",
         "CER ot",
         "WER",
         "BoW rec",
@@ -279,6 +300,7 @@ def table(rows: Sequence[dict[str, Any]], *, title: str) -> Table:
             r["mode"],
             f"{r['items']}" + (f" ({r['errors']} err)" if r["errors"] else ""),
             f"{r['cer']:.4f}",
+            f"{r['cer_ci']:.4f}",
             f"{r['cer_ot']:.4f}",
             f"{r['wer']:.4f}",
             f"{r['bow_recall']:.3f}",
@@ -344,7 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sets",
         type=_csv,
         default=REAL_SETS,
-        help="comma-separated sets (aliases: iam, notes, spanish, pages, lines, photos; "
+        help="comma-separated sets (aliases: iam, notes, spanish, pages, lines, photos, "
+        "copiste (= copiste/test, held-out writers), copiste/validation; "
         "generated: photos-hard, synth/notes, synth/notes-photos, synth/notes-spa, "
         "synth/notes-spa-scans); default: the five real sets",
     )

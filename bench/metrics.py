@@ -170,11 +170,17 @@ class Score:
     bow_hypothesis: int = 0
     ot_char_errors: int = 0
     ot_chars: int = 0
+    ci_char_errors: int = 0  # character edits with both texts lower-cased
 
     @property
     def cer(self) -> float:
         """Character error rate (0 for an empty reference with an empty hypothesis)."""
         return _rate(self.char_errors, self.chars)
+
+    @property
+    def cer_ci(self) -> float:
+        """Character error rate with both texts lower-cased (copiste_fr keeps its source's case)."""
+        return _rate(self.ci_char_errors, self.chars)
 
     @property
     def cer_ot(self) -> float:
@@ -207,12 +213,14 @@ class Score:
             self.bow_hypothesis + other.bow_hypothesis,
             self.ot_char_errors + other.ot_char_errors,
             self.ot_chars + other.ot_chars,
+            self.ci_char_errors + other.ci_char_errors,
         )
 
     def as_dict(self) -> dict[str, float | int]:
         """Return counts and rates as JSON-able data."""
         return {
             "cer": round(self.cer, 5),
+            "cer_ci": round(self.cer_ci, 5),
             "cer_ot": round(self.cer_ot, 5),
             "wer": round(self.wer, 5),
             "bow_recall": round(self.bow_recall, 5),
@@ -226,6 +234,7 @@ class Score:
             "bow_hypothesis": self.bow_hypothesis,
             "ot_char_errors": self.ot_char_errors,
             "ot_chars": self.ot_chars,
+            "ci_char_errors": self.ci_char_errors,
         }
 
 
@@ -241,7 +250,8 @@ def score(reference: str, hypothesis: str) -> Score:
     we, wn = word_edits(reference, hypothesis)
     bm, br, bh = bag_of_words(reference, hypothesis)
     oe, on = line_edits(reference, hypothesis)
-    return Score(ce, cn, we, wn, bm, br, bh, oe, on)
+    ci, _ = char_edits(reference.lower(), hypothesis.lower())
+    return Score(ce, cn, we, wn, bm, br, bh, oe, on, ci)
 
 
 def total(scores: Iterable[Score]) -> Score:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -40,7 +41,8 @@ class TestPaddleEngine:
         """Name, version, handwriting capability and the Latin-script languages are reported."""
         assert engine.name == "paddle"
         assert engine.capabilities.handwriting
-        assert engine.version() == "rapidocr 3.10.0 PP-OCRv6 small"
+        # The tuned recognizer shipped in ocrwatch/models reads French pages.
+        assert engine.version() == "rapidocr 3.10.0 PP-OCRv6 small; ppocrv6_rec_hw.onnx for fra"
         assert {"eng", "spa", "fra", "deu", "ita", "por"} <= engine.languages()
         assert not {"rus", "ell", "vie"} & engine.languages()
 
@@ -125,3 +127,40 @@ class TestReread:
         pairs = list(zip(once.lines, twice.lines, strict=True))
         assert all(b.confidence >= a.confidence - 1e-6 for a, b in pairs)
         assert any(b.confidence > a.confidence for a, b in pairs)
+
+
+class TestTunedRecognizer:
+    """``paddle.rec_model`` / ``tuned_languages``: which pages the tuned recognizer reads."""
+
+    def test_tuned_for_listed_languages_only(self, tmp_path: Path) -> None:
+        """A recognizer file given for French serves French pages, named in the version."""
+        import shutil
+
+        from ocrwatch.engines.paddle import REC_MODEL, _model_dir
+
+        copy = tmp_path / "tuned.onnx"
+        shutil.copyfile(_model_dir() / REC_MODEL, copy)
+        settings = load_settings(
+            overrides={"paddle": {"rec_model": str(copy), "tuned_languages": ["fra"]}},
+            environ={},
+        )
+        engine = PaddleEngine(settings)
+        try:
+            assert engine.version().endswith("; tuned.onnx for fra")
+            assert engine._text_rec(["fra"]) is not engine._text_rec(["eng"])
+            assert engine._text_rec(["fra", "eng"]) is engine._text_rec(["eng"])
+            image = render_lines(["Le chat dort sur le canapé."], font_path=HANDWRITING)
+            page = engine.recognize(image, languages=["fra"], mode=Mode.HANDWRITTEN)
+            assert Levenshtein.distance(page.text.strip(), "Le chat dort sur le canapé.") <= 3
+        finally:
+            engine.close()
+
+    def test_missing_file_is_a_dependency_error(self, tmp_path: Path) -> None:
+        """A rec_model path that does not exist stops at construction, naming the file."""
+        from ocrwatch.exceptions import DependencyError
+
+        settings = load_settings(
+            overrides={"paddle": {"rec_model": str(tmp_path / "nope.onnx")}}, environ={}
+        )
+        with pytest.raises(DependencyError, match=r"nope\.onnx"):
+            PaddleEngine(settings)

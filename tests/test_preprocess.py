@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
@@ -288,3 +290,71 @@ class TestSteps:
         result = preprocess(source, profile=profile)
         assert isinstance(result, PreparedPage)
         assert (source.tobytes(), source.size, source.mode, dict(source.info)) == before
+
+
+def lined_note(lines: Sequence[str], *, size: int = 44, pitch: int = 70) -> Image.Image:
+    """Handwriting on lined paper: a grey rule under every line and on every empty row."""
+    from PIL import ImageDraw
+
+    from imaging import HANDWRITING, font
+
+    f = font(size, path=HANDWRITING)
+    width, height = 1400, pitch * (len(lines) + 4)
+    img = Image.new("L", (width, height), 250)
+    draw = ImageDraw.Draw(img)
+    for y in range(pitch, height, pitch):
+        draw.line((0, y, width, y), fill=150, width=3)
+    for i, text in enumerate(lines):
+        # The writing sits on its rule, descenders crossing it.
+        draw.text((60, pitch * (i + 1) - int(size * 0.8)), text, fill=20, font=f)
+    return img
+
+
+class TestRemoveRules:
+    """Lined paper: the rules are painted over, the writing stays."""
+
+    LINES = ("Remember to water the plants", "and call grandma on Sunday")
+
+    def test_rules_go_writing_stays(self) -> None:
+        """Every rule is found; rows of rule become paper; ink of the writing is kept."""
+        from ocrwatch.preprocess import remove_rules
+
+        img = lined_note(self.LINES)
+        out, count = remove_rules(img)
+        assert count == 5  # rules at y = 70, 140, ..., 350 on a 420-pixel page
+        a = np.asarray(out)
+        # A rule row far right of the writing is paper now.
+        assert a[70 * 4, 1300] > 230
+        # The writing's dark ink is still there.
+        assert (a < 80).sum() > 0.8 * (np.asarray(img) < 80).sum()
+
+    def test_plain_page_untouched(self) -> None:
+        """A page without rules comes back unchanged, count 0."""
+        from imaging import HANDWRITING, render_lines
+        from ocrwatch.preprocess import remove_rules
+
+        img = render_lines(self.LINES, font_path=HANDWRITING, size=44)
+        out, count = remove_rules(img)
+        assert count == 0
+        assert np.array_equal(np.asarray(out), np.asarray(img))
+
+    def test_lined_note_reads_without_dashes(self) -> None:
+        """Through the handwritten profile and PP-OCR, both lines read and no rule does."""
+        from rapidfuzz.distance import Levenshtein
+
+        from ocrwatch.config import Mode, load_settings
+        from ocrwatch.engines.paddle import PaddleEngine
+        from ocrwatch.preprocess import preprocess
+
+        settings = load_settings(environ={})
+        prepared = preprocess(lined_note(self.LINES), profile=settings.preprocess.handwritten)
+        assert any(step.startswith("remove_rules") for step in prepared.steps)
+        engine = PaddleEngine(settings)
+        try:
+            page = engine.recognize(prepared.image, languages=["eng"], mode=Mode.HANDWRITTEN)
+        finally:
+            engine.close()
+        texts = [line.text for line in page.lines]
+        assert len(texts) == len(self.LINES), texts
+        for got, want in zip(texts, self.LINES, strict=True):
+            assert Levenshtein.normalized_distance(got, want) < 0.15, got

@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 __all__ = [
     "AfterSuccess",
     "Binarize",
+    "Decoder",
     "DuplicatePolicy",
     "ExecutorKind",
     "LogFormat",
@@ -53,6 +54,13 @@ class WatchMode(StrEnum):
     AUTO = "auto"
     INOTIFY = "inotify"
     POLLING = "polling"
+
+
+class Decoder(StrEnum):
+    """How the ``paddle`` engine decodes its recognizer's output."""
+
+    GREEDY = "greedy"
+    LEXICON = "lexicon"
 
 
 class ExecutorKind(StrEnum):

@@ -30,6 +30,7 @@ from pydantic_settings import (
 from ocrwatch.choices import (
     AfterSuccess,
     Binarize,
+    Decoder,
     DuplicatePolicy,
     ExecutorKind,
     LogFormat,
@@ -46,6 +47,7 @@ __all__ = [
     "AsposeSettings",
     "Binarize",
     "CelerySettings",
+    "Decoder",
     "DuplicatePolicy",
     "ExecutorKind",
     "LogFormat",
@@ -91,6 +93,11 @@ class PreprocessProfile(BaseModel):
     median_filter: int = Field(
         0, ge=0, le=9, description="Median filter kernel size (odd, 3 or 5); 0 switches it off."
     )
+    remove_rules: bool = Field(
+        False,
+        description="Lined paper: paint over long horizontal rules (after deskew) so the "
+        "detector does not join lines along them nor read them as dashes.",
+    )
     binarize: Binarize = Field(Binarize.OFF, description="off, otsu or adaptive.")
     deskew: bool = Field(True, description="Estimate and correct small page rotations.")
     max_deskew_degrees: float = Field(10.0, ge=0.0, le=45.0)
@@ -112,8 +119,14 @@ def _handwritten_profile() -> PreprocessProfile:
     # binarization; the neural engine prefers smoothed grayscale.
     # PP-OCR's recognizer rescales every line crop to 48 px, so the page is upscaled only
     # for small writing that the detector would miss (bench/README.md, lever table).
+    # Lined paper is common under handwriting; rules joined lines for the detector, were
+    # read as dashes and fooled the text-height estimate (bench/README.md, lever table).
     return PreprocessProfile(
-        text_height=24, median_filter=3, binarize=Binarize.OFF, crop_sheet=True
+        text_height=24,
+        median_filter=3,
+        binarize=Binarize.OFF,
+        crop_sheet=True,
+        remove_rules=True,
     )
 
 
@@ -155,6 +168,34 @@ class PaddleSettings(BaseModel):
         le=1.0,
         description="Read a line piece again with a looser frame when the recognizer's "
         "confidence is under this; 0 = never, 1 = always (about +30 % time).",
+    )
+    decoder: Decoder = Field(
+        Decoder.LEXICON,
+        description="How the recognizer's character probabilities become text: 'lexicon' "
+        "(beam search scored by wordfreq's word list of the page's languages; greedy for a "
+        "language without one) or 'greedy' (the most likely character per frame).",
+    )
+    beam_width: int = Field(12, ge=1, le=256, description="Beams kept by the lexicon decoder.")
+    lm_weight: float = Field(
+        0.35, ge=0.0, le=5.0, description="Weight of ln(word frequency) in the lexicon decoder."
+    )
+    word_bonus: float = Field(
+        2.0, ge=-20.0, le=20.0, description="Score added per word by the lexicon decoder."
+    )
+    oov_frequency: float = Field(
+        1e-8, gt=0.0, lt=1.0, description="Frequency the lexicon decoder charges an unknown word."
+    )
+    rec_model: Path | None = Field(
+        None,
+        description="Tuned recognizer ONNX file for tuned_languages; default: the one shipped "
+        "in ocrwatch/models when present (else those pages use the wheel's too).",
+    )
+    tuned_languages: list[str] = Field(
+        ["fra"],
+        description="Pages whose languages are all in this list are read by the tuned "
+        "recognizer; others (and all, when the list is empty) by PP-OCRv6 small from the "
+        "rapidocr wheel. The shipped one was tuned on French handwriting and read English "
+        "worse (bench/README.md).",
     )
 
 

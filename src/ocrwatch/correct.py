@@ -1,7 +1,10 @@
 """Correct recognized English handwriting: unknown words -> the most frequent close word.
 
-Uses symspellpy's bundled English frequency dictionary (82,765 words, in the wheel). Only
-alphabetic words of 3+ letters that are not in the dictionary change: to the most frequent
+Uses symspellpy's bundled English frequency dictionary (82,765 words, in the wheel). It runs
+after the lexicon decoder (:mod:`ocrwatch.decoding`), which keeps what the image says when the
+right letters are not among a frame's likely characters; this pass then still fixes such
+words (bench/README.md). Only alphabetic words of 3+ letters, not all in capitals, that are not
+in the dictionary change: to the most frequent
 word within edit distance 1 (words under 6 letters) or 2; leading/trailing punctuation and
 an initial capital are kept. Numbers, codes and known words are never touched.
 """
@@ -17,7 +20,7 @@ from typing import Any
 from ocrwatch.engines.base import Line, PageResult
 from ocrwatch.engines.wordboxes import retext
 
-__all__ = ["NEVER_SUGGEST", "correct_line", "correct_page"]
+__all__ = ["NEVER_SUGGEST", "correct_line", "correct_page", "preload"]
 
 _WORD = re.compile(r"([^\w]*)([A-Za-z]+)([^\w]*)")
 
@@ -75,7 +78,9 @@ _lock = threading.Lock()
 def _symspell() -> Any:
     from symspellpy import SymSpell
 
-    sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+    # prefix_length 5 instead of 7: far fewer deletes to index, so a much faster load
+    # (bench/README.md, start-up); candidates are still checked against whole words.
+    sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=5)
     path = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
     sym.load_dictionary(str(path), term_index=0, count_index=1)
     return sym
@@ -88,6 +93,8 @@ def _fix(token: str) -> str:
     if not m or len(m.group(2)) < 3:
         return token
     pre, word, post = m.groups()
+    if word.isupper():  # acronyms and words in capitals ("OCR") are left as written
+        return token
     low = word.lower()
     sym = _symspell()
     if sym.lookup(low, Verbosity.TOP, max_edit_distance=0):
@@ -103,9 +110,15 @@ def _fix(token: str) -> str:
     return pre + fixed + post
 
 
+def preload() -> None:
+    """Load the dictionary now, e.g. in a thread while the first page is being read."""
+    with _lock:
+        _symspell()
+
+
 def correct_line(text: str) -> str:
     """Return ``text`` with unknown English words replaced by their closest frequent word."""
-    with _lock:  # the dictionary loads once (about 1 s); lookups are read-only
+    with _lock:  # the dictionary loads once; lookups are read-only
         _symspell()
     return " ".join(_fix(t) for t in text.split(" "))
 

@@ -122,6 +122,11 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
             forward = geometry.compose(turn, forward)
             steps.append(f"deskew:{skew:.1f}")
 
+    if profile.remove_rules and page.mode == "L":
+        page, rules = remove_rules(page)
+        if rules:
+            steps.append(f"remove_rules:{rules}")
+
     height: float | None = None
     scale = 1.0
     if profile.upscale or profile.binarize is Binarize.ADAPTIVE:
@@ -172,6 +177,40 @@ def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPag
 
 
 # --- helpers (public for tests and benchmarks) ------------------------------------------------
+
+
+def remove_rules(gray: Image.Image) -> tuple[Image.Image, int]:
+    """Return ``gray`` with long horizontal rules (lined paper) painted over, and their count.
+
+    A rule is a run of dark pixels (dashes joined) at least a quarter of the page wide and
+    at most 12 pixels tall (morphological opening of the adaptive-threshold mask). Its pixels
+    take the lightest value found within 4 pixels above or below, so writing crossing it is
+    cut only by the rule's thickness.
+    """
+    import cv2
+
+    a = np.asarray(gray)
+    h, w = a.shape
+    if w < 200 or h < 50:
+        return gray, 0
+    mask = cv2.adaptiveThreshold(a, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 8)
+    # Join the dashes of dotted rules (gaps of a few pixels) before looking for long runs.
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, 9), np.uint8))
+    rules = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(40, w // 4)), np.uint8))
+    # A rule is thin: a band of long runs taller than 12 rows is writing joined up, not paper.
+    n_rules = 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(rules, connectivity=8)
+    for k in range(1, count):
+        if stats[k, cv2.CC_STAT_HEIGHT] > 12:
+            rules[labels == k] = 0
+        else:
+            n_rules += 1
+    if n_rules == 0:
+        return gray, 0
+    cover = cv2.dilate(rules, np.ones((3, 1), np.uint8))
+    light = cv2.dilate(a, np.ones((9, 1), np.uint8))
+    out = np.where(cover > 0, light, a)
+    return Image.fromarray(out), n_rules
 
 
 def crop_sheet(gray: Image.Image) -> Image.Image | None:

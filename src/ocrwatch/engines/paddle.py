@@ -4,7 +4,11 @@ Weights come only from the rapidocr wheel: the model paths are passed explicitly
 never resolves (and never downloads) a model by name; a missing file is a DependencyError at
 construction. The angle classifier is off by default because it flips handwritten lines 180
 degrees (docs/engines.md, gotcha 1). rapidocr returns unordered segments; :mod:`.layout` turns
-them into lines in reading order.
+them into lines in reading order. Line crops are read with rapidocr's recognizer and decoded by
+:mod:`ocrwatch.decoding` (a lexicon beam search for languages wordfreq has a word list for).
+Pages whose languages are all in ``paddle.tuned_languages`` are read by the tuned recognizer in
+``ocrwatch/models`` when the package ships it (``models/PROVENANCE.md``); other pages by the
+wheel's.
 
 Thread safety: rapidocr's pipeline keeps no per-call state once its models are loaded (model
 loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxruntime's
@@ -14,6 +18,8 @@ loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxru
 from __future__ import annotations
 
 import os
+import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -25,6 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from ocrwatch import decoding
+from ocrwatch.config import Decoder
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
@@ -48,6 +56,8 @@ log = structlog.get_logger()
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
 CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+#: Fine-tuned recognizer shipped in this package (training/README.md), used when present.
+TUNED_REC_MODEL = Path(__file__).resolve().parent.parent / "models" / "ppocrv6_rec_hw.onnx"
 
 #: Letters each language needs beyond ASCII. A language is offered only when the shipped
 #: recognizer's character set holds all of them (checked at load). PP-OCRv6's multilingual
@@ -90,6 +100,11 @@ LANGUAGE_LETTERS: Mapping[str, str] = {
 _TRANSIENT_MARKERS = ("bad_alloc", "allocate", "out of memory", "memory")
 
 
+#: A piece read as nothing but dashes, dots or underscores is a rule of lined paper (or a
+#: table border) the detector took for writing, not text.
+_RULE_READING = re.compile(r"[\s\-_\u2013\u2014=.,:;~|'\"`]{4,}")
+
+
 @dataclass(frozen=True, slots=True)
 class _Result:
     """Recognized pieces: page quadrilaterals, texts and scores (rapidocr's output shape)."""
@@ -103,6 +118,15 @@ def _model_dir() -> Path:
     import rapidocr
 
     return Path(rapidocr.__file__).resolve().parent / "models"
+
+
+def _tuned_model(settings: Settings) -> Path | None:
+    """The tuned recognizer to use for ``tuned_languages``, None when there is none."""
+    if not settings.paddle.tuned_languages:
+        return None
+    if settings.paddle.rec_model is not None:
+        return settings.paddle.rec_model
+    return TUNED_REC_MODEL if TUNED_REC_MODEL.is_file() else None
 
 
 class PaddleEngine(Engine):
@@ -126,6 +150,9 @@ class PaddleEngine(Engine):
         models = _model_dir()
         needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if settings.paddle.use_angle_cls else [])
         missing = [name for name in needed if not (models / name).is_file()]
+        rec = settings.paddle.rec_model
+        if rec is not None and not rec.is_file():
+            missing.append(str(rec))
         if missing:
             raise DependencyError(
                 f"PP-OCR model(s) {', '.join(missing)} missing from {models}; "
@@ -141,8 +168,16 @@ class PaddleEngine(Engine):
             if settings.paddle.use_angle_cls:
                 ocr._load_cls_model()
             self._charset = frozenset(ocr.text_rec.postprocess_op.character)
+            tuned = _tuned_model(settings)
+            self._tuned_rec: Any = None
+            if tuned is not None:
+                # A second recognizer session only; detection stays with the first instance.
+                extra: Any = RapidOCR(params={**self._params, "Rec.model_path": str(tuned)})
+                self._tuned_rec = extra._load_rec_model()
         except Exception as exc:  # onnxruntime raises its own types; translate them all
             raise DependencyError(f"cannot load PP-OCR models from {models}: {exc}") from exc
+        self._tuned_name = None if tuned is None else tuned.name
+        self._tuned_languages = frozenset(settings.paddle.tuned_languages)
         self._languages = frozenset(
             code
             for code, letters in LANGUAGE_LETTERS.items()
@@ -150,7 +185,40 @@ class PaddleEngine(Engine):
         )
         self._ocr: Any = ocr
         self._reread_below = settings.paddle.reread_below
+        cfg = settings.paddle
+        self._decoder = cfg.decoder
+        self._beam = decoding.BeamSettings(
+            beam=cfg.beam_width,
+            alpha=cfg.lm_weight,
+            beta=cfg.word_bonus,
+            oov=cfg.oov_frequency,
+        )
+        self._warm_up(settings)
         log.info("engine.loaded", engine=self.name, version=self.version())
+
+    def _warm_up(self, settings: Settings) -> None:
+        """Build the word lists the first page will need in a daemon thread (start-up time).
+
+        The lexicon (and the English spelling dictionary when that pass will run) are built in
+        pure Python; built beside the first page's detection and recognition
+        (onnxruntime releases the GIL), a one-file ``ocrwatch ocr`` waits less. Whoever
+        needs them first waits on their locks, so nothing is read half-built.
+        """
+        languages = tuple(code for code in settings.languages if code in self._languages)
+        lexicon = self._decoder is Decoder.LEXICON
+        spelling = settings.spellcheck and languages == ("eng",)
+        if not (lexicon or spelling):
+            return
+
+        def work() -> None:
+            if lexicon:
+                decoding.lexicon_for(languages)
+            if spelling:
+                from ocrwatch import correct
+
+                correct.preload()
+
+        threading.Thread(target=work, name="ocrwatch-wordlists", daemon=True).start()
 
     @staticmethod
     def rapidocr_params(settings: Settings, models: Path | None = None) -> dict[str, Any]:
@@ -184,7 +252,11 @@ class PaddleEngine(Engine):
             rapid = package_version("rapidocr")
         except PackageNotFoundError:  # pragma: no cover - imported above, so installed
             rapid = "unknown"
-        return f"rapidocr {rapid} PP-OCRv6 small"
+        base = f"rapidocr {rapid} PP-OCRv6 small"
+        tuned = getattr(self, "_tuned_name", None)
+        if tuned is None:
+            return base
+        return f"{base}; {tuned} for {'+'.join(sorted(self._tuned_languages))}"
 
     def languages(self) -> frozenset[str]:
         """Return the Latin-script languages whose letters the recognizer's dictionary holds."""
@@ -223,12 +295,14 @@ class PaddleEngine(Engine):
             if boxes is not None:
                 flat = flatten(gray)
                 crops, quads, index = box_pieces(array, flat, boxes)
+                lexicon = (
+                    decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
+                )
+                text_rec = self._text_rec(languages)
                 if crops:
-                    rec = ocr.recognize_txt(crops)
-                    txts = [str(t) for t in rec.txts]
-                    scores = [float(x) for x in rec.scores]
+                    txts, scores = self._read(text_rec, crops, lexicon)
                 if self._reread_below > 0:
-                    self._reread(ocr, array, flat, boxes, index, txts, scores)
+                    self._reread(text_rec, array, flat, boxes, index, txts, scores, lexicon)
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -246,13 +320,14 @@ class PaddleEngine(Engine):
 
     def _reread(
         self,
-        ocr: Any,
+        text_rec: Any,
         array: npt.NDArray[np.uint8],
         flat: npt.NDArray[np.uint8],
         boxes: Any,
         index: list[int],
         txts: list[str],
         scores: list[float],
+        lexicon: decoding.Lexicon | None,
     ) -> None:
         """Read doubtful pieces again with a looser frame; keep the more confident reading.
 
@@ -269,10 +344,21 @@ class PaddleEngine(Engine):
                 crops.append(piece[0])
         if not crops:
             return
-        rec = ocr.recognize_txt(crops)
-        for k, txt, score in zip(ks, rec.txts, rec.scores, strict=True):
-            if float(score) > scores[k]:
-                txts[k], scores[k] = str(txt), float(score)
+        new_txts, new_scores = self._read(text_rec, crops, lexicon)
+        for k, txt, score in zip(ks, new_txts, new_scores, strict=True):
+            if score > scores[k]:
+                txts[k], scores[k] = txt, score
+
+    def _text_rec(self, languages: Sequence[str]) -> Any:
+        """The recognizer for a page in ``languages``: the tuned one when all are tuned for."""
+        if self._tuned_rec is not None and set(languages) <= self._tuned_languages:
+            return self._tuned_rec
+        return self._ocr.text_rec
+
+    def _read(
+        self, text_rec: Any, crops: list[npt.NDArray[np.uint8]], lexicon: decoding.Lexicon | None
+    ) -> tuple[list[str], list[float]]:
+        return decoding.recognize_crops(text_rec, crops, lexicon=lexicon, settings=self._beam)
 
     @staticmethod
     def _lines(result: Any, *, width: int, height: int) -> tuple[Line, ...]:
@@ -284,7 +370,7 @@ class PaddleEngine(Engine):
         segments = [
             Segment(text=str(txt), confidence=float(score), box=bounding_box(quad))
             for quad, txt, score in zip(boxes, txts, scores, strict=True)
-            if str(txt).strip()
+            if str(txt).strip() and not _RULE_READING.fullmatch(str(txt))
         ]
         lines = []
         for text_line in reading_order(segments):

@@ -1,0 +1,268 @@
+"""Decode the recognizer's per-frame character probabilities: greedy or lexicon beam search.
+
+The beam search is a CTC prefix beam search whose hypotheses are scored, word by word, by
+the word frequencies wordfreq ships in its wheel (a unigram language model per language):
+a finished word adds ``alpha * ln(frequency) + beta``, an unknown one ``alpha * ln(oov) +
+beta``, and a word being written that no lexicon word starts with pays the unknown-word cost
+at once, so such beams fall behind early. Numbers and punctuation are scored by the image
+alone. The image still decides: a word the recognizer is sure of survives even when the
+lexicon does not know it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "WORDFREQ_LANGUAGES",
+    "BeamSettings",
+    "Lexicon",
+    "beam_search",
+    "greedy",
+    "lexicon_for",
+    "recognize_crops",
+]
+
+#: Tesseract-style code -> wordfreq code, for the languages whose word lists wordfreq ships.
+WORDFREQ_LANGUAGES: dict[str, str] = {
+    "eng": "en",
+    "spa": "es",
+    "fra": "fr",
+    "deu": "de",
+    "ita": "it",
+    "por": "pt",
+    "nld": "nl",
+    "cat": "ca",
+    "ces": "cs",
+    "fin": "fi",
+    "nor": "nb",
+    "pol": "pl",
+    "swe": "sv",
+    "dan": "da",
+    "hun": "hu",
+    "ron": "ro",
+    "tur": "tr",
+    "lit": "lt",
+    "lav": "lv",
+    "slk": "sk",
+    "slv": "sl",
+    "hrv": "sh",
+    "isl": "is",
+}
+
+_NEG = -1e30
+
+
+@dataclass(frozen=True, slots=True)
+class BeamSettings:
+    """Weights of the beam search (natural-log units)."""
+
+    beam: int = 12
+    alpha: float = 0.35  # weight of ln(word frequency)
+    beta: float = 2.0  # bonus per word, against the LM's preference for fewer words
+    oov: float = 1e-8  # frequency charged for a word the lexicon does not know
+    prune: float = 1e-3  # characters below this probability in a frame are not tried
+
+
+class Lexicon:
+    """Lower-cased words of one or more languages with their frequency (wordfreq)."""
+
+    def __init__(self, frequencies: dict[str, float]) -> None:
+        self._log = {w: math.log(f) for w, f in frequencies.items() if f > 0}
+        self._sorted = sorted(self._log)
+
+    def __len__(self) -> int:
+        return len(self._log)
+
+    def log_frequency(self, word: str) -> float | None:
+        """Return ln(frequency) of ``word`` (any case), None when unknown."""
+        return self._log.get(word.lower())
+
+    def is_prefix(self, start: str) -> bool:
+        """Whether some lexicon word starts with ``start`` (any case)."""
+        start = start.lower()
+        i = bisect.bisect_left(self._sorted, start)
+        return i < len(self._sorted) and self._sorted[i].startswith(start)
+
+
+_lock = threading.Lock()
+
+
+@cache
+def _lexicon(codes: tuple[str, ...]) -> Lexicon:
+    from wordfreq import get_frequency_dict
+
+    merged: dict[str, float] = {}
+    for code in codes:
+        for entry, freq in get_frequency_dict(WORDFREQ_LANGUAGES[code], wordlist="best").items():
+            # The decoder's words are runs of letters: "don't" and "l'eau" give their parts.
+            for word in entry.replace("\u2019", "'").split("'"):
+                if word.isalpha() and freq > merged.get(word, 0.0):
+                    merged[word] = freq
+    return Lexicon(merged)
+
+
+def lexicon_for(languages: Sequence[str]) -> Lexicon | None:
+    """Return the merged lexicon of ``languages`` (cached), None when wordfreq has none of them."""
+    codes = tuple(sorted({c for c in languages if c in WORDFREQ_LANGUAGES}))
+    if not codes:
+        return None
+    with _lock:  # built once per language set; read-only afterwards
+        return _lexicon(codes)
+
+
+def greedy(probs: npt.NDArray[np.float32], classes: Sequence[str]) -> tuple[str, float]:
+    """Return best-path text of a (T, C) probability matrix and its mean character probability."""
+    best = probs.argmax(axis=1)
+    keep = best != 0
+    keep[1:] &= best[1:] != best[:-1]
+    chosen = best[keep]
+    if chosen.size == 0:
+        return "", 0.0
+    score = float(probs[np.flatnonzero(keep), chosen].mean())
+    return "".join(classes[k] for k in chosen), score
+
+
+def _logadd(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b <= _NEG:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+def _tail_word(text: str) -> str:
+    i = len(text)
+    while i > 0 and text[i - 1].isalpha():
+        i -= 1
+    return text[i:]
+
+
+def beam_search(
+    probs: npt.NDArray[np.float32],
+    classes: Sequence[str],
+    lexicon: Lexicon,
+    settings: BeamSettings = BeamSettings(),
+) -> str:
+    """Return the best text of a (T, C) CTC probability matrix under ``lexicon``'s word scores."""
+    oov_cost = settings.alpha * math.log(settings.oov) + settings.beta
+
+    def word_score(word: str) -> float:
+        lf = lexicon.log_frequency(word)
+        return oov_cost if lf is None else settings.alpha * lf + settings.beta
+
+    # prefix -> [log p ending in blank, log p ending in a character, word score so far]
+    beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
+    # Only the characters above ``prune`` are tried: found for all frames at once (the
+    # matrix has 18,710 columns; a per-frame scan in Python would dominate the time).
+    best = probs.argmax(axis=1)
+    frames, chars = np.nonzero(probs >= settings.prune)
+    per_frame: list[list[tuple[int, float]]] = [[] for _ in range(probs.shape[0])]
+    for t, k, p in zip(frames.tolist(), chars.tolist(), probs[frames, chars].tolist(), strict=True):
+        if k:
+            per_frame[t].append((k, math.log(p)))
+    blanks = np.log(np.maximum(probs[:, 0], 1e-30)).tolist()
+    for t in range(probs.shape[0]):
+        cands = per_frame[t]
+        if not cands and best[t] != 0:
+            cands = [(int(best[t]), math.log(max(float(probs[t, best[t]]), 1e-30)))]
+        blank = blanks[t]
+        nxt: dict[str, list[float]] = {}
+
+        for prefix, (pb, pnb, lm) in beams.items():
+            total = _logadd(pb, pnb)
+            e = _entry(nxt, prefix, lm)
+            e[0] = _logadd(e[0], total + blank)
+            last = prefix[-1] if prefix else ""
+            for k, lp in cands:
+                ch = classes[k]
+                if ch == last:
+                    e[1] = _logadd(e[1], pnb + lp)  # the same character held
+                    base = pb + lp  # a repeat after a blank
+                else:
+                    base = total + lp
+                new = prefix + ch
+                if new in nxt:
+                    nxt[new][1] = _logadd(nxt[new][1], base)
+                    continue
+                new_lm = lm
+                if not ch.isalpha() and last.isalpha():
+                    # a word ended: replace its provisional score by its real one
+                    word = _tail_word(prefix)
+                    new_lm += word_score(word) - _partial_score(word, lexicon, oov_cost)
+                elif ch.isalpha():
+                    word = _tail_word(new)
+                    new_lm += _partial_score(word, lexicon, oov_cost) - _partial_score(
+                        word[:-1], lexicon, oov_cost
+                    )
+                _entry(nxt, new, new_lm)[1] = base
+        ranked = sorted(nxt.items(), key=lambda kv: _logadd(kv[1][0], kv[1][1]) + kv[1][2])
+        beams = dict(ranked[-settings.beam :])
+
+    def final(item: tuple[str, list[float]]) -> float:
+        prefix, (pb, pnb, lm) = item
+        word = _tail_word(prefix)
+        if word:
+            lm += word_score(word) - _partial_score(word, lexicon, oov_cost)
+        return _logadd(pb, pnb) + lm
+
+    best = max(beams.items(), key=final)[0]
+    return best
+
+
+def _entry(beams: dict[str, list[float]], prefix: str, lm: float) -> list[float]:
+    e = beams.get(prefix)
+    if e is None:
+        e = beams[prefix] = [_NEG, _NEG, lm]
+    return e
+
+
+def _partial_score(word: str, lexicon: Lexicon, oov_cost: float) -> float:
+    # A word still being written: nothing while some lexicon word starts like it, the
+    # unknown-word cost as soon as none does (charged once, refunded when the word ends).
+    if not word or lexicon.is_prefix(word):
+        return 0.0
+    return oov_cost
+
+
+def recognize_crops(
+    text_rec: Any,
+    crops: Sequence[npt.NDArray[np.uint8]],
+    *,
+    lexicon: Lexicon | None,
+    settings: BeamSettings = BeamSettings(),
+) -> tuple[list[str], list[float]]:
+    """Read line crops with rapidocr's recognizer; return texts and confidences.
+
+    ``text_rec`` is rapidocr's loaded ``TextRecognizer`` (its preprocessing, batching and
+    onnxruntime session are used as they are); the output matrix is decoded here: greedy
+    when ``lexicon`` is None, else by :func:`beam_search`. The confidence is the greedy
+    path's mean character probability either way.
+    """
+    classes: Sequence[str] = text_rec.postprocess_op.character
+    n = len(crops)
+    texts = [""] * n
+    scores = [0.0] * n
+    order = np.argsort([c.shape[1] / float(c.shape[0]) for c in crops])
+    _, height, width = text_rec.rec_image_shape[:3]
+    step = text_rec.rec_batch_num
+    for start in range(0, n, step):
+        idx = order[start : start + step]
+        ratio = max([width / height] + [crops[k].shape[1] / crops[k].shape[0] for k in idx])
+        batch = np.stack([text_rec.resize_norm_img(crops[k], ratio) for k in idx])
+        preds = text_rec.session(batch.astype(np.float32))
+        for row, k in enumerate(idx):
+            text, score = greedy(preds[row], classes)
+            if lexicon is not None and text:
+                text = beam_search(preds[row], classes, lexicon, settings)
+            texts[k], scores[k] = text, score
+    return texts, scores

@@ -1,0 +1,144 @@
+"""Tests for ocrwatch.decoding: greedy and lexicon beam-search decoding of CTC output."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from imaging import HANDWRITING, render_lines
+from ocrwatch import decoding
+from ocrwatch.config import load_settings
+from ocrwatch.engines.paddle import PaddleEngine
+
+CLASSES = ["blank", *"abcdefghijklmnopqrstuvwxyzOCR0123456789,.'", " "]
+_INDEX = {c: i for i, c in enumerate(CLASSES)}
+
+
+def matrix(frames: Sequence[Mapping[str, float]]) -> npt.NDArray[np.float32]:
+    """Return a (T, C) probability matrix; ``_`` is the blank; the rest share what is left."""
+    rows = []
+    for frame in frames:
+        row = np.full(len(CLASSES), 1e-6, np.float32)
+        for ch, p in frame.items():
+            row[0 if ch == "_" else _INDEX[ch]] = p
+        rows.append(row / row.sum())
+    return np.stack(rows)
+
+
+def spell(text: str, p: float = 0.95) -> list[dict[str, float]]:
+    """Frames writing ``text`` with confidence ``p``, a blank between repeated letters."""
+    frames: list[dict[str, float]] = []
+    for i, ch in enumerate(text):
+        if i and text[i - 1] == ch:
+            frames.append({"_": p})
+        frames.append({ch: p})
+    return frames
+
+
+class TestGreedy:
+    """Greedy decoding collapses repeats and drops blanks."""
+
+    def test_best_path(self) -> None:
+        """'hello' written with a blank between the two l's reads back as 'hello'."""
+        text, score = decoding.greedy(matrix(spell("hello")), CLASSES)
+        assert text == "hello"
+        assert 0.9 < score <= 1.0
+
+    def test_all_blank(self) -> None:
+        """A matrix of blanks reads as the empty string with confidence 0."""
+        assert decoding.greedy(matrix([{"_": 0.99}] * 4), CLASSES) == ("", 0.0)
+
+
+class TestLexicon:
+    """wordfreq's word lists become per-language lexicons."""
+
+    def test_languages(self) -> None:
+        """English, Spanish and French have lexicons with their own words; unknown codes none."""
+        eng = decoding.lexicon_for(["eng"])
+        spa = decoding.lexicon_for(["spa"])
+        fra = decoding.lexicon_for(["fra"])
+        assert eng is not None and spa is not None and fra is not None
+        assert eng.log_frequency("house") is not None
+        assert spa.log_frequency("mañana") is not None
+        assert fra.log_frequency("été") is not None
+        assert eng.log_frequency("compétitions") is None
+        assert decoding.lexicon_for(["xyz"]) is None
+
+    def test_apostrophe_parts_and_case(self) -> None:
+        """ "don't" gives "don"; lookups ignore case; prefixes are known."""
+        eng = decoding.lexicon_for(["eng"])
+        assert eng is not None
+        assert eng.log_frequency("Don") is not None
+        assert eng.is_prefix("hous")
+        assert not eng.is_prefix("xqzv")
+
+
+@pytest.fixture(scope="module")
+def eng() -> decoding.Lexicon:
+    """The English lexicon."""
+    lexicon = decoding.lexicon_for(["eng"])
+    assert lexicon is not None
+    return lexicon
+
+
+class TestBeamSearch:
+    """The lexicon beam search follows the image, and the lexicon where the image hesitates."""
+
+    def test_hesitation_goes_to_the_word(self, eng: decoding.Lexicon) -> None:
+        """'huose' with u/o nearly tied reads 'house'; greedy keeps 'huose'."""
+        frames = [
+            *spell("the "),
+            {"h": 0.9},
+            {"u": 0.55, "o": 0.45},
+            {"o": 0.55, "u": 0.45},
+            *spell("se"),
+        ]
+        m = matrix(frames)
+        assert decoding.greedy(m, CLASSES)[0] == "the huose"
+        assert decoding.beam_search(m, CLASSES, eng) == "the house"
+
+    def test_sure_unknown_word_stays(self, eng: decoding.Lexicon) -> None:
+        """A word the image is sure of stays, known or not, capitals and digits included."""
+        for text in ("OCR 0037", "zqxv", "the cat."):
+            assert decoding.beam_search(matrix(spell(text, 0.99)), CLASSES, eng) == text
+
+    def test_repeated_letters(self, eng: decoding.Lexicon) -> None:
+        """Double letters separated by a blank survive ('letter')."""
+        assert decoding.beam_search(matrix(spell("letter")), CLASSES, eng) == "letter"
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[dict[str, PaddleEngine]]:
+    """A greedy and a lexicon paddle engine."""
+    out = {
+        name: PaddleEngine(load_settings(overrides={"paddle": {"decoder": name}}, environ={}))
+        for name in ("greedy", "lexicon")
+    }
+    yield out
+    for engine in out.values():
+        engine.close()
+
+
+class TestEngineDecoding:
+    """The paddle engine reads real rendered handwriting through either decoder."""
+
+    LINES = ("Please call the dentist before Friday", "and buy milk, bread and apples")
+
+    def test_both_decoders_read_the_lines(self, engines: dict[str, PaddleEngine]) -> None:
+        """Both decoders read a rendered handwritten note nearly verbatim."""
+        image = render_lines(self.LINES, font_path=HANDWRITING, size=44)
+        for engine in engines.values():
+            page = engine.recognize(image, languages=["eng"], mode="handwritten")
+            text = "\n".join(line.text for line in page.lines)
+            assert Levenshtein.normalized_distance(text, "\n".join(self.LINES)) < 0.1, text
+
+    def test_language_without_lexicon_is_greedy(self, engines: dict[str, PaddleEngine]) -> None:
+        """A language wordfreq has no list for (Latin) reads exactly as greedy decoding does."""
+        image = render_lines(self.LINES, font_path=HANDWRITING, size=44)
+        greedy = engines["greedy"].recognize(image, languages=["lat"], mode="handwritten")
+        lexicon = engines["lexicon"].recognize(image, languages=["lat"], mode="handwritten")
+        assert [line.text for line in greedy.lines] == [line.text for line in lexicon.lines]
