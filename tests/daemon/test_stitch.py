@@ -1,0 +1,103 @@
+"""Long documents in page ranges, stitched; worker path maps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ocrwatch.config import Mode, load_settings
+from ocrwatch.daemon.broker import map_paths
+from ocrwatch.daemon.messages import Failure, PagesRead, ProbeTask, RecognizeTask, Result, Written
+from ocrwatch.daemon.stitch import Stitcher, split
+from ocrwatch.engines.base import Line, PageResult
+from ocrwatch.pipeline import PageRecord
+from ocrwatch.retry import Category
+
+
+def task(tmp_path: Path, pages: tuple[int, int] | None = None) -> RecognizeTask:
+    return RecognizeTask(
+        "job", "long.pdf", str(tmp_path / "long.pdf"), 1, str(tmp_path / "out" / "long.pdf.txt"),
+        "ab" * 32, "coord", pages=pages,
+    )  # fmt: skip
+
+
+def part(first: int, last: int, host: str) -> PagesRead:
+    records = tuple(
+        PageRecord(
+            number=n,
+            result=PageResult(lines=(Line(f"page {n}", 0.9),), engine="tesseract"),
+            mode=Mode.PRINTED,
+            preprocessing=(),
+            attempts=1,
+            seconds=0.1,
+        )
+        for n in range(first, last + 1)
+    )
+    return PagesRead(
+        sha256="ab" * 32,
+        size=100,
+        format="pdf",
+        records=records,
+        engines=(("tesseract", "5"),),
+        timings={"recognize": 0.1 * len(records)},
+        processed_by={"host": host, "pid": first},
+    )
+
+
+class TestSplit:
+    """A long PDF becomes page-range tasks; a short one stays whole."""
+
+    def test_ranges(self, tmp_path: Path) -> None:
+        """25 pages by 10: three ranges covering every page once."""
+        parts = split(task(tmp_path), pages=25, per_task=10)
+        assert [p.pages for p in parts] == [(1, 10), (11, 20), (21, 25)]
+        assert split(task(tmp_path), pages=10, per_task=10) == [task(tmp_path)]
+
+
+class TestStitcher:
+    """Ranges answered in any order give one document, written once, pages in order."""
+
+    def test_stitched_in_page_order(self, tmp_path: Path) -> None:
+        """The coordinator writes the outputs when the last range arrives."""
+        stitcher = Stitcher(load_settings(overrides={}))
+        stitcher.expect("job", 2)
+        second = Result(task(tmp_path, (3, 4)), part(3, 4, "b"), seconds=1.0)
+        first = Result(task(tmp_path, (1, 2)), part(1, 2, "a"), seconds=1.0)
+        assert stitcher.add(second) is None
+        whole = stitcher.add(first)
+        assert whole is not None and isinstance(whole.outcome, Written)
+        assert whole.task.pages is None and whole.seconds == 2.0
+        text = Path(whole.outcome.txt).read_text()
+        assert text == "page 1\fpage 2\fpage 3\fpage 4\n"
+        manifest = json.loads(Path(whole.outcome.manifest).read_text())
+        assert manifest["pages"] == 4
+        assert [b["host"] for b in manifest["pages_processed_by"]] == ["a", "b"]
+        assert "job" not in stitcher
+
+    def test_a_failed_range_fails_the_job(self, tmp_path: Path) -> None:
+        """The first failure answers for the whole job; later ranges are dropped."""
+        stitcher = Stitcher(load_settings(overrides={}))
+        stitcher.expect("job", 2)
+        failure = Failure(Category.TRANSIENT, "engine_transient", "503")
+        answer = stitcher.add(Result(task(tmp_path, (1, 2)), failure))
+        assert answer is not None and answer.failure == failure and answer.task.pages is None
+        assert stitcher.add(Result(task(tmp_path, (3, 4)), part(3, 4, "b"))) is None
+
+
+class TestPathMap:
+    """A worker that mounts the share elsewhere reads and writes through its own paths."""
+
+    def test_map_both_ways(self, tmp_path: Path) -> None:
+        """Coordinator prefixes become the worker's; other paths are left alone."""
+        mapping = {"/srv/scans": "/mnt/nas/scans"}
+        probe = map_paths(ProbeTask("j", "a.png", "/srv/scans/in/a.png"), mapping)
+        assert probe.path == "/mnt/nas/scans/in/a.png"
+        t = RecognizeTask(
+            "j", "a.png", "/srv/scans/in/.w/a.png", 1, "/srv/scans/out/a.png.txt", None, "c",
+            outbox_marker="/srv/scans/out/.ocrwatch/.volume",
+        )  # fmt: skip
+        mapped = map_paths(t, mapping)
+        assert isinstance(mapped, RecognizeTask)
+        assert mapped.out_txt == "/mnt/nas/scans/out/a.png.txt"
+        assert mapped.outbox_marker == "/mnt/nas/scans/out/.ocrwatch/.volume"
+        assert map_paths(ProbeTask("j", "a", "/srv/scansX/a"), mapping).path == "/srv/scansX/a"
