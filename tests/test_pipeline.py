@@ -90,6 +90,24 @@ class TestRouting:
         assert page.mode is Mode.PRINTED
         assert page.route_confidence is not None
 
+    def test_engine_per_kind_is_a_setting(self, printed_png: Path) -> None:
+        """handwritten_engine / printed_engine choose the readers of each kind of page."""
+        s = load_settings(
+            overrides={
+                "mode": "auto",
+                "auto_printed_confidence": 100,
+                "handwritten_engine": "tesseract",
+            }
+        )
+        res = recognize_file(printed_png, settings=s, engines=EngineCache(s))
+        assert res.pages[0].mode is Mode.HANDWRITTEN and res.pages[0].result.engine == "tesseract"
+        s = load_settings(overrides={"mode": "printed", "printed_engine": "paddle"})
+        res = recognize_file(printed_png, settings=s, engines=EngineCache(s))
+        assert res.pages[0].result.engine == "paddle"
+        with pytest.raises(ConfigError, match="unknown engine 'nope'"):
+            s = load_settings(overrides={"mode": "printed", "printed_engine": "nope"})
+            recognize_file(printed_png, settings=s, engines=EngineCache(s))
+
     def test_unknown_language_fails_fast(self, printed_png: Path) -> None:
         """A language the engine lacks is a ConfigError listing the available ones."""
         s = load_settings(overrides={"mode": "printed", "languages": ["xx"]})

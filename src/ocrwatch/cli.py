@@ -388,7 +388,9 @@ def _emit(
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from ocrwatch.engines import engine_class
 
-    names = [settings.engine] if settings.engine else ["tesseract", "paddle"]
+    names = [settings.engine] if settings.engine else [
+        *dict.fromkeys([settings.printed_engine, settings.handwritten_engine])
+    ]
     failures = 0
     for tool in ("pdftoppm", "pdfinfo"):
         where = shutil.which(tool)

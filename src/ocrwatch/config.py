@@ -319,6 +319,8 @@ class Settings(BaseSettings):
     engine: str | None = Field(
         None, description="Force one engine (tesseract, paddle, aspose, ...); default per mode."
     )
+    printed_engine: str = Field("tesseract", description="The engine for printed pages.")
+    handwritten_engine: str = Field("paddle", description="The engine for handwritten pages.")
     # NoDecode: env values are 'eng,spa' or 'eng+spa' (split below), not JSON.
     languages: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["eng"],
@@ -497,7 +499,7 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return v
 
-    @field_validator("engine")
+    @field_validator("engine", "printed_engine", "handwritten_engine")
     @classmethod
     def _engine_lower(cls, v: str | None) -> str | None:
         return None if v is None or not v.strip() else v.strip().lower()

@@ -1,25 +1,11 @@
 """Recognize one document: load pages -> preprocess -> recognize (with retry) -> result.
 
-This is the stage both the CLI and the daemon drive. It never writes anything; the caller
-hands the returned :class:`DocumentResult` to :mod:`ocrwatch.outputs`.
-
-How engines are chosen per page:
-
-- ``engine`` set in the settings: that engine reads every page; in ``auto`` mode the page's
-  kind (printed or handwritten, hence the preprocessing profile and e.g. Aspose's HWT_ENG)
-  is still decided by Tesseract's confidence as below.
-- ``mode = printed``: Tesseract, printed profile.
-- ``mode = handwritten``: PP-OCR (``paddle``), handwritten profile.
-- Handwritten pages read in English only get a spelling pass (:mod:`ocrwatch.correct`).
-- ``mode = auto``: Tesseract reads the page first (it is fast, and best at page layout). When
-  its character-weighted mean confidence reaches ``auto_printed_confidence`` (default 85%),
-  the page is taken as printed and Tesseract's text kept; below it, the page is re-read by
-  PP-OCR with the handwritten profile. Measured on the evaluation scans: handwritten pages
-  24-51%, handwritten notes 0-49% (a single written line 82%), 16th-century manuscript lines
-  26-64%, printed pages and lines 91-96%. A small image (up to ``SMALL_PAGE_PIXELS``) that
-  falls short is read by Tesseract once more, softened (Gaussian blur): enlarged bitmap fonts
-  (a label, a screenshot) have stair-step edges Tesseract doubts while it reads them right;
-  softened, they read as confidently as print, while handwriting does not gain that much.
+Both the CLI and the daemon drive this stage; it never writes (outputs.py does). Per page:
+a forced ``engine`` reads every page; else ``printed_engine`` / ``handwritten_engine`` by
+mode. In ``auto`` mode Tesseract reads first and its confidence against
+``auto_printed_confidence`` decides the kind (a small image that falls short is read once
+more, softened: enlarged bitmap fonts); why the threshold holds is in bench/README.md.
+English handwriting read by PP-OCR gets the spelling pass (correct.py).
 """
 
 from __future__ import annotations
@@ -49,8 +35,10 @@ __all__ = [
 
 log = structlog.get_logger()
 
-PRINTED_ENGINE = "tesseract"
-HANDWRITTEN_ENGINE = "paddle"
+#: Whose confidence decides printed or handwritten in auto mode (the threshold is its scale).
+ROUTING_ENGINE = "tesseract"
+#: The engine whose greedy readings the English spelling pass may correct.
+_SPELLING_ENGINE = "paddle"
 #: auto mode: images up to this many pixels get a second, softened routing pass.
 SMALL_PAGE_PIXELS = 1_000_000
 _SOFTEN_RADIUS = 1.5
@@ -112,7 +100,71 @@ def _engine_for(settings: Settings, mode: Mode) -> str:
     """The engine that reads a page of kind ``mode``: the forced one, else the mode's own."""
     if settings.engine:
         return settings.engine
-    return HANDWRITTEN_ENGINE if mode is Mode.HANDWRITTEN else PRINTED_ENGINE
+    return settings.handwritten_engine if mode is Mode.HANDWRITTEN else settings.printed_engine
+
+
+def _run(
+    page: documents.Page,
+    engine: Engine,
+    mode: Mode,
+    *,
+    settings: Settings,
+    timer: _Timer,
+    soften: bool = False,
+) -> tuple[PageResult, tuple[str, ...], int]:
+    """Preprocess ``page`` for ``mode`` (if the engine wants it) and read it with ``engine``."""
+    source = page.image
+    if soften:
+        from PIL import ImageFilter
+
+        source = source.filter(ImageFilter.GaussianBlur(_SOFTEN_RADIUS))
+    if engine.capabilities.wants_preprocessing:
+        t0 = time.perf_counter()
+        profile = getattr(settings.preprocess, mode.value)
+        prepared = preprocess.preprocess(source, profile=profile)
+        timer.add("preprocess", time.perf_counter() - t0)
+        image, steps, to_source = prepared.image, prepared.steps, prepared.to_source
+    else:
+        image, steps, to_source = source, (), geometry.IDENTITY
+    if soften:
+        steps = ("soften", *steps)
+    t0 = time.perf_counter()
+    langs = tuple(settings.languages)
+    result, attempts = call_with_retry(
+        lambda: engine.recognize(image, languages=langs, mode=mode), policy=settings.retry
+    )
+    timer.add("recognize", time.perf_counter() - t0)
+    # Boxes on the page as loaded, not on the upscaled/deskewed/cropped copy.
+    result = geometry.map_page(result, to_source, width=page.image.width, height=page.image.height)
+    return result, steps, attempts
+
+
+def _route_auto(
+    page: documents.Page, *, settings: Settings, engines: EngineCache, timer: _Timer
+) -> tuple[PageResult, tuple[str, ...], int, Mode, float]:
+    """Read ``page`` in auto mode: Tesseract's confidence decides printed or handwritten.
+
+    Returns (result, preprocessing steps, attempts, the route, the deciding confidence).
+    A forced engine only changes who reads the page (Aspose gets HWT_ENG for handwriting).
+    """
+    tesseract = engines.get(ROUTING_ENGINE)
+    result, steps, attempts = _run(page, tesseract, Mode.PRINTED, settings=settings, timer=timer)
+    route_conf = result.confidence or 0.0
+    printed = route_conf * 100 >= settings.auto_printed_confidence
+    if not printed and page.image.width * page.image.height <= SMALL_PAGE_PIXELS:
+        soft, soft_steps, more = _run(
+            page, tesseract, Mode.PRINTED, settings=settings, timer=timer, soften=True
+        )
+        attempts += more
+        if (soft.confidence or 0.0) * 100 >= settings.auto_printed_confidence:
+            result, steps, route_conf, printed = soft, soft_steps, soft.confidence or 0.0, True
+    mode = Mode.PRINTED if printed else Mode.HANDWRITTEN
+    reader = _engine_for(settings, mode)
+    if not (printed and reader == ROUTING_ENGINE):  # else Tesseract's reading stands
+        result, steps, more = _run(page, engines.get(reader), mode, settings=settings, timer=timer)
+        attempts += more
+    log.debug("page.routed", page=page.number, printed_confidence=round(route_conf, 3), route=mode)
+    return result, steps, attempts, mode, route_conf
 
 
 def _read_page(
@@ -125,60 +177,15 @@ def _read_page(
     """Route one page to the right engine(s) and return what was read."""
     langs = tuple(settings.languages)
     started = time.perf_counter()
-
-    def run(
-        engine: Engine, mode: Mode, *, soften: bool = False
-    ) -> tuple[PageResult, tuple[str, ...], int]:
-        source = page.image
-        if soften:
-            from PIL import ImageFilter
-
-            source = source.filter(ImageFilter.GaussianBlur(_SOFTEN_RADIUS))
-        if engine.capabilities.wants_preprocessing:
-            t0 = time.perf_counter()
-            profile = getattr(settings.preprocess, mode.value)
-            prepared = preprocess.preprocess(source, profile=profile)
-            timer.add("preprocess", time.perf_counter() - t0)
-            image, steps, to_source = prepared.image, prepared.steps, prepared.to_source
-        else:
-            image, steps, to_source = source, (), geometry.IDENTITY
-        if soften:
-            steps = ("soften", *steps)
-        t0 = time.perf_counter()
-        result, attempts = call_with_retry(
-            lambda: engine.recognize(image, languages=langs, mode=mode), policy=settings.retry
-        )
-        timer.add("recognize", time.perf_counter() - t0)
-        # Boxes on the page as loaded, not on the upscaled/deskewed/cropped copy.
-        result = geometry.map_page(
-            result, to_source, width=page.image.width, height=page.image.height
-        )
-        return result, steps, attempts
-
     route_conf: float | None = None
     if settings.mode is Mode.AUTO:
-        # Tesseract's confidence decides what kind of page this is; a forced engine only
-        # changes who reads it (e.g. Aspose gets HWT_ENG for handwriting, its language else).
-        tesseract = engines.get(PRINTED_ENGINE)
-        result, steps, attempts = run(tesseract, Mode.PRINTED)
-        route_conf = result.confidence or 0.0
-        printed = route_conf * 100 >= settings.auto_printed_confidence
-        if not printed and page.image.width * page.image.height <= SMALL_PAGE_PIXELS:
-            soft, soft_steps, more = run(tesseract, Mode.PRINTED, soften=True)
-            attempts += more
-            if (soft.confidence or 0.0) * 100 >= settings.auto_printed_confidence:
-                result, steps, route_conf, printed = soft, soft_steps, soft.confidence or 0.0, True
-        mode = Mode.PRINTED if printed else Mode.HANDWRITTEN
-        reader = _engine_for(settings, mode)
-        if not (printed and reader == PRINTED_ENGINE):  # else Tesseract's reading stands
-            result, steps, more = run(engines.get(reader), mode)
-            attempts += more
-        log.debug(
-            "page.routed", page=page.number, printed_confidence=round(route_conf, 3), route=mode
+        result, steps, attempts, mode, route_conf = _route_auto(
+            page, settings=settings, engines=engines, timer=timer
         )
     else:
         mode = settings.mode
-        result, steps, attempts = run(engines.get(_engine_for(settings, mode)), mode)
+        engine = engines.get(_engine_for(settings, mode))
+        result, steps, attempts = _run(page, engine, mode, settings=settings, timer=timer)
     corrections = 0
     # Only our own greedy-decoded readings: an engine with a language model of its own
     # (Aspose) or our lexicon decoder already chose its words from the image.
@@ -186,7 +193,7 @@ def _read_page(
         mode is Mode.HANDWRITTEN
         and settings.spellcheck
         and langs == ("eng",)
-        and result.engine == HANDWRITTEN_ENGINE
+        and result.engine == _SPELLING_ENGINE
     ):
         t0 = time.perf_counter()
         result, corrections = correct.correct_page(result)
@@ -294,7 +301,7 @@ def engines_needed(settings: Settings, engines: EngineCache) -> list[Engine]:
     """Return the engines the settings will use (built on first use)."""
     if settings.mode is Mode.AUTO:
         # Tesseract decides the page kind, then the reader of either kind may be needed.
-        names = [PRINTED_ENGINE, *(_engine_for(settings, m) for m in Mode if m is not Mode.AUTO)]
+        names = [ROUTING_ENGINE, *(_engine_for(settings, m) for m in Mode if m is not Mode.AUTO)]
     else:
         names = [_engine_for(settings, settings.mode)]
     return [engines.get(name) for name in dict.fromkeys(names)]

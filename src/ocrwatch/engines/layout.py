@@ -2,7 +2,7 @@
 
 Detectors such as PP-OCR return one box per text segment, unordered; one written line can come
 back as several segments, and a naive top-to-bottom sort interleaves the columns of a
-multi-column page (CER 0.62-0.70 on our printed scans). :func:`reading_order` fixes both:
+multi-column page (measured in bench/README.md). :func:`reading_order` fixes both:
 
 1. **Bands.** Segments whose vertical extents overlap are chained into horizontal bands; a band
    ends where a horizontal strip of the page holds no text at all.
