@@ -265,25 +265,16 @@ def recognize_file(
     # Fail fast on a language the chosen engine(s) cannot do, before any page work.
     needed = check_engines(settings, engines)
 
-    records: list[PageRecord] = []
     whole = pages is None or pages == (1, info.page_count)
     if forced is not None and forced.capabilities.native_pdf and info.format == "pdf" and whole:
-        for record in _native_pdf_pages(forced, info, settings=settings, timer=timer):
-            records.append(record)
-            if on_page:
-                on_page(record)
+        read = _native_pdf_pages(forced, info, settings=settings, timer=timer)
     else:
-        t_load = 0.0
-        t0 = time.perf_counter()
-        for page in documents.load_pages(path, settings=settings, info=info, pages=pages):
-            t_load += time.perf_counter() - t0
-            record = _read_page(page, settings=settings, engines=engines, timer=timer)
-            records.append(record)
-            if on_page:
-                on_page(record)
-            t0 = time.perf_counter()
-        timer.add("load", t_load)
-
+        read = _pages(info, settings=settings, engines=engines, timer=timer, pages=pages)
+    records: list[PageRecord] = []
+    for record in read:
+        records.append(record)
+        if on_page:
+            on_page(record)
     used = {r.result.engine for r in records} or {e.name for e in needed}
     timer.add("total", time.perf_counter() - started)
     return DocumentResult(
@@ -295,6 +286,24 @@ def recognize_file(
         timings={k: round(v, 4) for k, v in timer.totals.items()},
         attempts=max((r.attempts for r in records), default=1),
     )
+
+
+def _pages(
+    info: documents.SourceInfo,
+    *,
+    settings: Settings,
+    engines: EngineCache,
+    timer: _Timer,
+    pages: tuple[int, int] | None,
+) -> Iterator[PageRecord]:
+    """Load and read the document's pages one at a time (memory: one page)."""
+    t_load = 0.0
+    t0 = time.perf_counter()
+    for page in documents.load_pages(info.path, settings=settings, info=info, pages=pages):
+        t_load += time.perf_counter() - t0
+        yield _read_page(page, settings=settings, engines=engines, timer=timer)
+        t0 = time.perf_counter()
+    timer.add("load", t_load)
 
 
 def engines_needed(settings: Settings, engines: EngineCache) -> list[Engine]:

@@ -84,96 +84,110 @@ class PreparedPage:
     to_source: geometry.Matrix = geometry.IDENTITY
 
 
+@dataclass(slots=True)
+class _Work:
+    """A page on its way through the steps, and what they did to it."""
+
+    page: Image.Image
+    steps: list[str]
+    forward: geometry.Matrix = geometry.IDENTITY  # input page -> current image
+    photo: bool = False  # a sheet was found on a table
+    skew: float = 0.0
+    scale: float = 1.0
+    height: float | None = None
+
+
 def preprocess(image: Image.Image, *, profile: PreprocessProfile) -> PreparedPage:
     """Return a new, preprocessed copy of ``image`` following ``profile``; never modifies it."""
-    steps: list[str] = []
+    work = _Work(page=image, steps=[])
+    if profile.grayscale and image.mode != "L":
+        work.page = image.convert("L")
+        work.steps.append("grayscale")
+    elif image.mode not in ("L", "RGB"):  # documents.py hands out L or RGB; be safe for others
+        work.page = image.convert("RGB")
+    _shape_steps(work, profile)
+    _scale_step(work, profile)
+    _tone_steps(work, profile)
+    page = work.page if work.page is not image else image.copy()  # the caller may change it
     dpi = _dpi(image)
-    page = image
-    if profile.grayscale and page.mode != "L":
-        page = page.convert("L")
-        steps.append("grayscale")
-    elif page.mode not in ("L", "RGB"):  # documents.py hands out L or RGB; be safe for others
-        page = page.convert("RGB")
+    page.info.pop("dpi", None)
+    if dpi is not None:
+        page.info["dpi"] = (dpi[0] * work.scale, dpi[1] * work.scale)
+    return PreparedPage(
+        image=page,
+        scale=work.scale,
+        skew_degrees=work.skew,
+        steps=tuple(work.steps),
+        to_source=geometry.invert(work.forward),
+    )
 
-    photo = False  # a sheet was found on a table
-    forward = geometry.IDENTITY  # input page -> current image
-    if profile.crop_sheet and page.mode == "L":
-        found = find_sheet(page)
+
+def _shape_steps(work: _Work, profile: PreprocessProfile) -> None:
+    """Sheet crop, median filter, deskew, ruled lines: at native resolution."""
+    if profile.crop_sheet and work.page.mode == "L":
+        found = find_sheet(work.page)
         if found is not None:
-            (page, warp), photo = found, True
-            forward = warp
-            steps.append("crop_sheet")
-
+            (work.page, work.forward), work.photo = found, True
+            work.steps.append("crop_sheet")
     if profile.median_filter:
-        page = median_filter(page, size=profile.median_filter)
-        steps.append(f"median:{profile.median_filter}")
-
-    skew = 0.0
+        work.page = median_filter(work.page, size=profile.median_filter)
+        work.steps.append(f"median:{profile.median_filter}")
     if profile.deskew and profile.max_deskew_degrees > 0:
-        estimate = estimate_skew(page, max_degrees=profile.max_deskew_degrees)
+        estimate = estimate_skew(work.page, max_degrees=profile.max_deskew_degrees)
         if abs(estimate) >= MIN_DESKEW_DEGREES:
-            skew = estimate
+            page = work.page
             fill: int | tuple[int, ...] = 255 if page.mode == "L" else (255,) * len(page.getbands())
-            before = page.size
-            page = page.rotate(
-                -skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill
+            work.skew = estimate
+            work.page = page.rotate(
+                -estimate, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=fill
             )
-            turn = geometry.rotation_about_centres(-skew, src=before, dst=page.size)
-            forward = geometry.compose(turn, forward)
-            steps.append(f"deskew:{skew:.1f}")
-
-    if profile.remove_rules and page.mode == "L":
-        page, rules = remove_rules(page)
+            turn = geometry.rotation_about_centres(-estimate, src=page.size, dst=work.page.size)
+            work.forward = geometry.compose(turn, work.forward)
+            work.steps.append(f"deskew:{estimate:.1f}")
+    if profile.remove_rules and work.page.mode == "L":
+        work.page, rules = remove_rules(work.page)
         if rules:
-            steps.append(f"remove_rules:{rules}")
+            work.steps.append(f"remove_rules:{rules}")
 
-    height: float | None = None
-    scale = 1.0
+
+def _scale_step(work: _Work, profile: PreprocessProfile) -> None:
+    """Upscale small writing to the profile's text height (Lanczos)."""
     if profile.upscale or profile.binarize is Binarize.ADAPTIVE:
-        height = estimate_text_height(page)
-    if profile.upscale:
-        scale = _upscale_factor(page, text_height=height, profile=profile)
-        if scale > 1.0:
-            size = (round(page.width * scale), round(page.height * scale))
-            grow = geometry.scaling(size[0] / page.width, size[1] / page.height)
-            forward = geometry.compose(grow, forward)
-            page = page.resize(size, Image.Resampling.LANCZOS)
-            steps.append(f"upscale:{scale:.2f}")
+        work.height = estimate_text_height(work.page)
+    if not profile.upscale:
+        return
+    work.scale = _upscale_factor(work.page, text_height=work.height, profile=profile)
+    if work.scale > 1.0:
+        page = work.page
+        size = (round(page.width * work.scale), round(page.height * work.scale))
+        grow = geometry.scaling(size[0] / page.width, size[1] / page.height)
+        work.forward = geometry.compose(grow, work.forward)
+        work.page = page.resize(size, Image.Resampling.LANCZOS)
+        work.steps.append(f"upscale:{work.scale:.2f}")
 
-    if profile.local_contrast and photo:
+
+def _tone_steps(work: _Work, profile: PreprocessProfile) -> None:
+    """Local contrast (photos), autocontrast, binarization."""
+    if profile.local_contrast and work.photo:
         # Photos only (a sheet was found on a table): glare and shadows leave parts of the
         # page faint. Scans are left alone; there it only raised paper texture (IAM worse).
         import cv2
 
-        tiles = max(2, round(max(page.size) / 400))
+        tiles = max(2, round(max(work.page.size) / 400))
         clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles, tiles))
-        page = Image.fromarray(clahe.apply(np.asarray(page)))
-        steps.append("local_contrast")
-
+        work.page = Image.fromarray(clahe.apply(np.asarray(work.page)))
+        work.steps.append("local_contrast")
     if profile.autocontrast:
-        page = ImageOps.autocontrast(page, cutoff=1)
-        steps.append("autocontrast")
-
+        work.page = ImageOps.autocontrast(work.page, cutoff=1)
+        work.steps.append("autocontrast")
     if profile.binarize is Binarize.OTSU:
-        page = otsu_binarize(page)
-        steps.append("binarize:otsu")
+        work.page = otsu_binarize(work.page)
+        work.steps.append("binarize:otsu")
     elif profile.binarize is Binarize.ADAPTIVE:
-        radius = None if height is None else _adaptive_radius(height * scale)
-        page = adaptive_binarize(page, radius=radius)
-        steps.append("binarize:adaptive")
-
-    if page is image:  # nothing applied: still hand back an image the caller may change
-        page = image.copy()
-    page.info.pop("dpi", None)
-    if dpi is not None:
-        page.info["dpi"] = (dpi[0] * scale, dpi[1] * scale)
-    return PreparedPage(
-        image=page,
-        scale=scale,
-        skew_degrees=skew,
-        steps=tuple(steps),
-        to_source=geometry.invert(forward),
-    )
+        height = None if work.height is None else work.height * work.scale
+        radius = None if height is None else _adaptive_radius(height)
+        work.page = adaptive_binarize(work.page, radius=radius)
+        work.steps.append("binarize:adaptive")
 
 
 # --- helpers (public for tests and benchmarks) ------------------------------------------------
