@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -162,49 +162,10 @@ def beam_search(
 
     # prefix -> [log p ending in blank, log p ending in a character, word score so far]
     beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
-    # Only the characters above ``prune`` are tried: found for all frames at once (the
-    # matrix has 18,710 columns; a per-frame scan in Python would dominate the time).
-    best = probs.argmax(axis=1)
-    frames, chars = np.nonzero(probs >= settings.prune)
-    per_frame: list[list[tuple[int, float]]] = [[] for _ in range(probs.shape[0])]
-    for t, k, p in zip(frames.tolist(), chars.tolist(), probs[frames, chars].tolist(), strict=True):
-        if k:
-            per_frame[t].append((k, math.log(p)))
     blanks = np.log(np.maximum(probs[:, 0], 1e-30)).tolist()
-    for t in range(probs.shape[0]):
-        cands = per_frame[t]
-        if not cands and best[t] != 0:
-            cands = [(int(best[t]), math.log(max(float(probs[t, best[t]]), 1e-30)))]
-        blank = blanks[t]
-        nxt: dict[str, list[float]] = {}
-
-        for prefix, (pb, pnb, lm) in beams.items():
-            total = _logadd(pb, pnb)
-            e = _entry(nxt, prefix, lm)
-            e[0] = _logadd(e[0], total + blank)
-            last = prefix[-1] if prefix else ""
-            for k, lp in cands:
-                ch = classes[k]
-                if ch == last:
-                    e[1] = _logadd(e[1], pnb + lp)  # the same character held
-                    base = pb + lp  # a repeat after a blank
-                else:
-                    base = total + lp
-                new = prefix + ch
-                if new in nxt:
-                    nxt[new][1] = _logadd(nxt[new][1], base)
-                    continue
-                new_lm = lm
-                if not ch.isalpha() and last.isalpha():
-                    # a word ended: replace its provisional score by its real one
-                    word = _tail_word(prefix)
-                    new_lm += word_score(word) - _partial_score(word, lexicon, oov_cost)
-                elif ch.isalpha():
-                    word = _tail_word(new)
-                    new_lm += _partial_score(word, lexicon, oov_cost) - _partial_score(
-                        word[:-1], lexicon, oov_cost
-                    )
-                _entry(nxt, new, new_lm)[1] = base
+    for cands, blank in zip(_candidates(probs, settings.prune), blanks, strict=True):
+        nxt = _step(beams, cands, blank, classes, lambda w: _partial_score(w, lexicon, oov_cost),
+                    word_score)  # fmt: skip
         ranked = sorted(nxt.items(), key=lambda kv: _logadd(kv[1][0], kv[1][1]) + kv[1][2])
         beams = dict(ranked[-settings.beam :])
 
@@ -215,8 +176,63 @@ def beam_search(
             lm += word_score(word) - _partial_score(word, lexicon, oov_cost)
         return _logadd(pb, pnb) + lm
 
-    best = max(beams.items(), key=final)[0]
-    return best
+    return max(beams.items(), key=final)[0]
+
+
+def _candidates(probs: npt.NDArray[np.float32], prune: float) -> list[list[tuple[int, float]]]:
+    """Return, per frame, the characters above ``prune`` with their log probabilities.
+
+    Found for all frames at once (the matrix has 18,710 columns; a per-frame scan in Python
+    would dominate the time). A frame with none keeps its best non-blank character.
+    """
+    best = probs.argmax(axis=1)
+    frames, chars = np.nonzero(probs >= prune)
+    per_frame: list[list[tuple[int, float]]] = [[] for _ in range(probs.shape[0])]
+    for t, k, p in zip(frames.tolist(), chars.tolist(), probs[frames, chars].tolist(), strict=True):
+        if k:
+            per_frame[t].append((k, math.log(p)))
+    for t, cands in enumerate(per_frame):
+        if not cands and best[t] != 0:
+            cands.append((int(best[t]), math.log(max(float(probs[t, best[t]]), 1e-30))))
+    return per_frame
+
+
+def _step(
+    beams: dict[str, list[float]],
+    cands: list[tuple[int, float]],
+    blank: float,
+    classes: Sequence[str],
+    partial: Callable[[str], float],
+    word_score: Callable[[str], float],
+) -> dict[str, list[float]]:
+    """Extend every beam by one frame: a blank, the same character held, or a new one."""
+    nxt: dict[str, list[float]] = {}
+    for prefix, (pb, pnb, lm) in beams.items():
+        total = _logadd(pb, pnb)
+        e = _entry(nxt, prefix, lm)
+        e[0] = _logadd(e[0], total + blank)
+        last = prefix[-1] if prefix else ""
+        for k, lp in cands:
+            ch = classes[k]
+            if ch == last:
+                e[1] = _logadd(e[1], pnb + lp)  # the same character held
+                base = pb + lp  # a repeat after a blank
+            else:
+                base = total + lp
+            new = prefix + ch
+            if new in nxt:
+                nxt[new][1] = _logadd(nxt[new][1], base)
+                continue
+            new_lm = lm
+            if not ch.isalpha() and last.isalpha():
+                # a word ended: replace its provisional score by its real one
+                word = _tail_word(prefix)
+                new_lm += word_score(word) - partial(word)
+            elif ch.isalpha():
+                word = _tail_word(new)
+                new_lm += partial(word) - partial(word[:-1])
+            _entry(nxt, new, new_lm)[1] = base
+    return nxt
 
 
 def _entry(beams: dict[str, list[float]], prefix: str, lm: float) -> list[float]:

@@ -120,6 +120,30 @@ def _model_dir() -> Path:
     return Path(rapidocr.__file__).resolve().parent / "models"
 
 
+def _bgr_and_gray(image: Image.Image) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """Return ``image`` as the BGR array rapidocr takes (OpenCV order) and as grayscale."""
+    array: npt.NDArray[np.uint8] = np.asarray(image)
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2)), array
+    return np.ascontiguousarray(array[:, :, ::-1]), np.asarray(image.convert("L"))
+
+
+def _check_models(settings: Settings) -> Path:
+    """Return the wheel's model folder; DependencyError naming any model file missing."""
+    models = _model_dir()
+    needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if settings.paddle.use_angle_cls else [])
+    missing = [name for name in needed if not (models / name).is_file()]
+    rec = settings.paddle.rec_model
+    if rec is not None and not rec.is_file():
+        missing.append(str(rec))
+    if missing:
+        raise DependencyError(
+            f"PP-OCR model(s) {', '.join(missing)} missing from {models}; "
+            "reinstall the wheel: pip install --force-reinstall 'rapidocr==3.10.0'"
+        )
+    return models
+
+
 def _tuned_model(settings: Settings) -> Path | None:
     """The tuned recognizer to use for ``tuned_languages``, None when there is none."""
     if not settings.paddle.tuned_languages:
@@ -147,17 +171,7 @@ class PaddleEngine(Engine):
             raise DependencyError(
                 f"rapidocr is not installed ({exc}); pip install 'rapidocr==3.10.0' onnxruntime"
             ) from exc
-        models = _model_dir()
-        needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if settings.paddle.use_angle_cls else [])
-        missing = [name for name in needed if not (models / name).is_file()]
-        rec = settings.paddle.rec_model
-        if rec is not None and not rec.is_file():
-            missing.append(str(rec))
-        if missing:
-            raise DependencyError(
-                f"PP-OCR model(s) {', '.join(missing)} missing from {models}; "
-                "reinstall the wheel: pip install --force-reinstall 'rapidocr==3.10.0'"
-            )
+        models = _check_models(settings)
         self._params = self.rapidocr_params(settings, models)
         try:
             ocr: Any = RapidOCR(params=dict(self._params))
@@ -278,14 +292,7 @@ class PaddleEngine(Engine):
         if ocr is None:
             raise PermanentEngineError("paddle engine is closed")
         image = page if page.mode in ("RGB", "L") else page.convert("RGB")
-        array = np.asarray(image)
-        if array.ndim == 2:
-            gray = array
-            array = np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
-        else:
-            # rapidocr takes numpy input as BGR (OpenCV order).
-            array = np.ascontiguousarray(array[:, :, ::-1])
-            gray = np.asarray(image.convert("L"))
+        array, gray = _bgr_and_gray(image)
         try:
             det = ocr(array)
             boxes = getattr(det, "boxes", None)
