@@ -143,11 +143,13 @@ class Page:
     dpi: float | None
 
 
-def probe(path: Path | str, *, settings: Settings) -> SourceInfo:
+def probe(path: Path | str, *, settings: Settings, decode: bool = True) -> SourceInfo:
     """Read the file once (size, sha256), validate it and decode it fully; return its SourceInfo.
 
-    Images: every page is decoded. PDFs: page count, encryption and page sizes are checked with
-    ``pdfinfo`` (cheap; rasterizing waits for :func:`load_pages`). Never writes to the file.
+    Images: every page is decoded, unless ``decode`` is False (the pages are about to be
+    loaded anyway: one decode per attempt; sizes and page counts are still checked first).
+    PDFs: page count, encryption and page sizes are checked with ``pdfinfo`` (cheap;
+    rasterizing waits for :func:`load_pages`). Never writes to the file.
 
     Raises EmptyFileError, UnsupportedFormatError, CorruptFileError, ImageTooLargeError,
     ImageTooSmallError, EncryptedPdfError (all InputError), DependencyError when poppler is
@@ -170,7 +172,7 @@ def probe(path: Path | str, *, settings: Settings) -> SourceInfo:
         fmt = DocumentFormat.PDF
         page_count = _probe_pdf(path, tail=tail, settings=settings)
     else:
-        fmt, page_count = _probe_image(path, head=head, settings=settings)
+        fmt, page_count = _probe_image(path, head=head, settings=settings, decode=decode)
 
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES[fmt]:
@@ -314,7 +316,9 @@ def _frame_count(image: ImageFile.ImageFile) -> int:
     return int(getattr(image, "n_frames", 1))
 
 
-def _probe_image(path: Path, *, head: bytes, settings: Settings) -> tuple[DocumentFormat, int]:
+def _probe_image(
+    path: Path, *, head: bytes, settings: Settings, decode: bool = True
+) -> tuple[DocumentFormat, int]:
     with _pillow_limits(settings.max_pixels):
         image = _open_image(path, head=head, settings=settings)
         with image:
@@ -330,7 +334,8 @@ def _probe_image(path: Path, *, head: bytes, settings: Settings) -> tuple[Docume
                 with _decoding(path, max_pixels=settings.max_pixels, page=index + 1):
                     image.seek(index)
                     _check_size(path, image.size, settings=settings, page=index + 1)
-                    image.load()
+                    if decode:
+                        image.load()
     return fmt, count
 
 

@@ -258,7 +258,8 @@ def recognize_file(
     path = Path(path)
 
     t0 = time.perf_counter()
-    info = documents.probe(path, settings=settings)
+    # The pages are decoded by load_pages right after: one decode per attempt.
+    info = documents.probe(path, settings=settings, decode=False)
     timer.add("probe", time.perf_counter() - t0)
 
     forced = engines.get(settings.engine) if settings.engine else None
