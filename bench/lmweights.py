@@ -41,7 +41,7 @@ def matrices(
     overrides: dict[str, Any] = {"paddle": {"decoder": "greedy"}}
     if rec_model is not None:
         overrides["paddle"]["rec_model"] = str(rec_model)
-    engine = PaddleEngine(load_settings(overrides=overrides, environ={}))
+    engine = PaddleEngine.from_settings(load_settings(overrides=overrides, environ={}))
     text_rec = engine._text_rec(["fra"])
     classes = text_rec.postprocess_op.character
     probs: list[np.ndarray] = []

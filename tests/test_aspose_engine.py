@@ -70,7 +70,7 @@ def make_settings(emu: AsposeEmulator, **aspose: Any) -> Settings:
 @pytest.fixture
 def engine(emu: AsposeEmulator) -> Iterator[AsposeEngine]:
     """An aspose engine talking to ``emu``."""
-    eng = AsposeEngine(make_settings(emu))
+    eng = AsposeEngine.from_settings(make_settings(emu))
     yield eng
     eng.close()
 
@@ -106,7 +106,7 @@ class TestConfiguration:
         """Without client id and secret the engine refuses with the env variable names."""
         settings = load_settings(overrides={"aspose": {"client_id": None}})
         with pytest.raises(ConfigError) as info:
-            AsposeEngine(settings)
+            AsposeEngine.from_settings(settings)
         assert "OCRWATCH_ASPOSE__CLIENT_ID" in str(info.value)
         assert "OCRWATCH_ASPOSE__CLIENT_SECRET" in str(info.value)
 
@@ -214,7 +214,7 @@ class TestRecognize:
     def test_pdf_without_form_feeds_is_one_page(self, local_engines: EngineCache) -> None:
         """A reply without form feeds comes back as one PageResult for the document."""
         with AsposeEmulator(engines=local_engines, page_separator="\n") as emu:
-            eng = AsposeEngine(make_settings(emu))
+            eng = AsposeEngine.from_settings(make_settings(emu))
             try:
                 first, second = render_lines(["Alpha"]), render_lines(["Omega"])
                 buf = io.BytesIO()
@@ -332,7 +332,7 @@ class TestTransientFaults:
     def test_deadline_cancels_the_task(self, emu: AsposeEmulator, page: Image.Image) -> None:
         """A task still pending at the deadline is cancelled (DELETE) and is transient."""
         emu.faults.set(pending_polls=10**6)
-        eng = AsposeEngine(make_settings(emu, task_deadline=0.3, poll_interval=0.02))
+        eng = AsposeEngine.from_settings(make_settings(emu, task_deadline=0.3, poll_interval=0.02))
         try:
             with pytest.raises(TransientEngineError, match="cancelled"):
                 eng.recognize(page, languages=["eng"], mode=Mode.PRINTED)
@@ -344,7 +344,7 @@ class TestTransientFaults:
     def test_garbled_polls_until_deadline(self, emu: AsposeEmulator, page: Image.Image) -> None:
         """Replies the SDK cannot parse until the deadline end transient, task cancelled."""
         emu.faults.inject(Fault.BAD_ENUM, endpoint=Endpoint.FETCH, times=10**6)
-        eng = AsposeEngine(make_settings(emu, task_deadline=0.3, poll_interval=0.02))
+        eng = AsposeEngine.from_settings(make_settings(emu, task_deadline=0.3, poll_interval=0.02))
         try:
             with pytest.raises(TransientEngineError):
                 eng.recognize(page, languages=["eng"], mode=Mode.PRINTED)
@@ -354,7 +354,7 @@ class TestTransientFaults:
 
     def test_slow_reply_times_out(self, emu: AsposeEmulator, page: Image.Image) -> None:
         """A reply slower than request_timeout is a transient timeout."""
-        eng = AsposeEngine(make_settings(emu, request_timeout=0.2))
+        eng = AsposeEngine.from_settings(make_settings(emu, request_timeout=0.2))
         emu.faults.set(delay=1.0)
         try:
             with pytest.raises(TransientEngineError, match=r"[Tt]imeout|timed out"):
@@ -376,7 +376,7 @@ class TestTransientFaults:
                 }
             }
         )
-        eng = AsposeEngine(settings)
+        eng = AsposeEngine.from_settings(settings)
         try:
             with pytest.raises(TransientEngineError, match="cannot reach"):
                 eng.recognize(page, languages=["eng"], mode=Mode.PRINTED)
@@ -415,7 +415,7 @@ class TestTokens:
         """A token that expires by time on the server is refreshed on the 401."""
         # Generous against a loaded CI machine: a fresh token must survive until its first use.
         emu.faults.set(token_ttl=0.6, pending_polls=4)
-        eng = AsposeEngine(make_settings(emu, poll_interval=0.25))
+        eng = AsposeEngine.from_settings(make_settings(emu, poll_interval=0.25))
         try:
             result = eng.recognize(page, languages=["eng"], mode=Mode.PRINTED)
         finally:
@@ -435,7 +435,7 @@ class TestTokens:
     def test_bad_credentials_are_permanent(self, emu: AsposeEmulator, page: Image.Image) -> None:
         """invalid_client at the token endpoint is permanent and says what to check."""
         settings = make_settings(emu, client_secret="wrong-secret-123")
-        eng = AsposeEngine(settings)
+        eng = AsposeEngine.from_settings(settings)
         try:
             with pytest.raises(PermanentEngineError, match="client_secret") as info:
                 eng.recognize(page, languages=["eng"], mode=Mode.PRINTED)
@@ -504,7 +504,7 @@ class TestSecrets:
     ) -> None:
         """A run with refreshes and failures logs and raises nothing secret."""
         settings = make_settings(emu)
-        eng = AsposeEngine(settings)
+        eng = AsposeEngine.from_settings(settings)
         errors: list[str] = []
         try:
             emu.faults.set(token_max_calls=1, pending_polls=1)

@@ -115,7 +115,9 @@ class TestBeamSearch:
 def engines() -> Iterator[dict[str, PaddleEngine]]:
     """A greedy and a lexicon paddle engine."""
     out = {
-        name: PaddleEngine(load_settings(overrides={"paddle": {"decoder": name}}, environ={}))
+        name: PaddleEngine.from_settings(
+            load_settings(overrides={"paddle": {"decoder": name}}, environ={})
+        )
         for name in ("greedy", "lexicon")
     }
     yield out

@@ -29,7 +29,7 @@ SPANISH = ["El niño comió jamón en la montaña.", "Mañana habrá café y té
 @pytest.fixture(scope="module")
 def engine() -> Iterator[PaddleEngine]:
     """One engine for the module (loading the models takes a few seconds)."""
-    eng = PaddleEngine(load_settings(environ={}))
+    eng = PaddleEngine.from_settings(load_settings(environ={}))
     yield eng
     eng.close()
 
@@ -49,7 +49,7 @@ class TestPaddleEngine:
     def test_params_are_explicit_and_offline(self) -> None:
         """The rapidocr parameters carry the tuned detector and the wheel's model files."""
         settings = load_settings(overrides={"paddle": {"threads": 1}}, environ={})
-        params = PaddleEngine.rapidocr_params(settings)
+        params = PaddleEngine.rapidocr_params(settings.paddle)
         assert params["Global.use_cls"] is False
         assert params["Det.thresh"] == 0.2 and params["Det.box_thresh"] == 0.45
         assert params["Det.unclip_ratio"] == 1.4
@@ -116,7 +116,7 @@ class TestReread:
         """With every piece re-read, no line is less confident than with one reading, the
         layout is the same, and at least one handwritten line gains."""
         settings = load_settings(overrides={"paddle": {"reread_below": 1.0}}, environ={})
-        rereader = PaddleEngine(settings)
+        rereader = PaddleEngine.from_settings(settings)
         try:
             image = render_lines(ENGLISH, size=34, font_path=HANDWRITING)
             once = engine.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
@@ -144,7 +144,7 @@ class TestTunedRecognizer:
             overrides={"paddle": {"rec_model": str(copy), "tuned_languages": ["fra"]}},
             environ={},
         )
-        engine = PaddleEngine(settings)
+        engine = PaddleEngine.from_settings(settings)
         try:
             assert engine.version().endswith("; tuned.onnx for fra")
             assert engine._text_rec(["fra"]) is not engine._text_rec(["eng"])
@@ -163,4 +163,4 @@ class TestTunedRecognizer:
             overrides={"paddle": {"rec_model": str(tmp_path / "nope.onnx")}}, environ={}
         )
         with pytest.raises(DependencyError, match=r"nope\.onnx"):
-            PaddleEngine(settings)
+            PaddleEngine.from_settings(settings)

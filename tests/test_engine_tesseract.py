@@ -29,7 +29,7 @@ SPANISH = ["El niño comió jamón en la montaña.", "Mañana habrá café y té
 @pytest.fixture(scope="module")
 def engine() -> Iterator[TesseractEngine]:
     """One engine for the module (Debian's eng + spa data)."""
-    eng = TesseractEngine(load_settings(environ={}))
+    eng = TesseractEngine.from_settings(load_settings(environ={}))
     yield eng
     eng.close()
 
@@ -117,17 +117,17 @@ class TestTesseractSetup:
         """A tessdata folder that does not exist is a DependencyError with an install hint."""
         settings = load_settings(overrides={"tesseract": {"tessdata": tmp_path / "nope"}})
         with pytest.raises(DependencyError, match="apt-get install tesseract-ocr"):
-            TesseractEngine(settings)
+            TesseractEngine.from_settings(settings)
 
     def test_empty_tessdata(self, tmp_path: Path) -> None:
         """A folder without any traineddata is a DependencyError too."""
         settings = load_settings(overrides={"tesseract": {"tessdata": tmp_path}})
         with pytest.raises(DependencyError, match=r"no \*\.traineddata"):
-            TesseractEngine(settings)
+            TesseractEngine.from_settings(settings)
 
     def test_close_twice(self) -> None:
         """close() can be called twice."""
-        engine = TesseractEngine(load_settings(environ={}))
+        engine = TesseractEngine.from_settings(load_settings(environ={}))
         engine.recognize(render_lines(["Hello"]), languages=["eng"], mode=Mode.PRINTED)
         engine.close()
         engine.close()

@@ -11,6 +11,7 @@ from PIL import Image
 from imaging import render_lines, save
 from ocrwatch.config import Mode, Settings, load_settings
 from ocrwatch.engines import EngineCache, PageResult
+from ocrwatch.engines.base import EngineContext
 from ocrwatch.engines.tesseract import TesseractEngine
 from ocrwatch.exceptions import (
     ConfigError,
@@ -26,7 +27,7 @@ class FlakyTesseract(TesseractEngine):
     """The real Tesseract engine, failing transiently for its first ``failures`` calls."""
 
     def __init__(self, settings: Settings, *, failures: int, error: Exception) -> None:
-        super().__init__(settings)
+        super().__init__(EngineContext(section=settings.tesseract))
         self.failures = failures
         self.error = error
         self.calls = 0

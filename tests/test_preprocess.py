@@ -349,7 +349,7 @@ class TestRemoveRules:
         settings = load_settings(environ={})
         prepared = preprocess(lined_note(self.LINES), profile=settings.preprocess.handwritten)
         assert any(step.startswith("remove_rules") for step in prepared.steps)
-        engine = PaddleEngine(settings)
+        engine = PaddleEngine.from_settings(settings)
         try:
             page = engine.recognize(prepared.image, languages=["eng"], mode=Mode.HANDWRITTEN)
         finally:

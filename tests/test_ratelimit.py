@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from ocrwatch.config import load_settings
-from ocrwatch.ratelimit import Throttle, for_aspose
+from ocrwatch.ratelimit import Throttle, for_engine
 from redisserver import RedisServer
 
 _TAKE = """
@@ -40,17 +42,33 @@ class TestThrottle:
 
     def test_settings_choose_the_store(self) -> None:
         """No limit set: no throttle; celery: Redis; local: each worker's share in memory."""
-        assert for_aspose(load_settings(overrides={})) is None
-        local = for_aspose(
-            load_settings(overrides={"aspose": {"requests_per_second": 4}, "workers": 2})
-        )
-        assert isinstance(local, Throttle)
-        remote = for_aspose(
-            load_settings(
-                overrides={
-                    "executor": "celery",
-                    "aspose": {"requests_per_second": 4, "client_id": "acct"},
-                }
-            )
-        )
+
+        def throttle(**over: object) -> Throttle | None:
+            settings = load_settings(overrides=over)
+            return for_engine(settings, "aspose", settings.aspose)
+
+        assert throttle() is None
+        assert isinstance(throttle(aspose={"requests_per_second": 4}, workers=2), Throttle)
+        remote = throttle(executor="celery", aspose={"requests_per_second": 4, "client_id": "a"})
         assert isinstance(remote, Throttle)
+
+
+class TestEngineSections:
+    """Each engine is built from its own section; an entry-point engine declares its own."""
+
+    def test_entry_point_section(self) -> None:
+        """[engines.NAME] is checked by the engine's settings model, errors name the key."""
+        from pydantic import BaseModel
+
+        from ocrwatch.exceptions import ConfigError
+
+        class Knobs(BaseModel):
+            model_config = {"extra": "forbid"}
+            speed: int = 1
+
+        settings = load_settings(overrides={"engines": {"stub": {"speed": 3}}})
+        assert settings.engine_section("stub", Knobs) == Knobs(speed=3)
+        assert settings.engine_section("paddle", Knobs) is settings.paddle
+        bad = load_settings(overrides={"engines": {"stub": {"sped": 3}}})
+        with pytest.raises(ConfigError, match=r"engines\.stub: sped: unknown setting"):
+            bad.engine_section("stub", Knobs)

@@ -138,7 +138,7 @@ class TestCloudReadingUnchanged:
 @pytest.fixture(scope="module")
 def paddle() -> Iterator[PaddleEngine]:
     """One paddle engine for the module."""
-    engine = PaddleEngine(load_settings(environ={}))
+    engine = PaddleEngine.from_settings(load_settings(environ={}))
     yield engine
     engine.close()
 

@@ -80,7 +80,7 @@ def page() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def paddle() -> Iterator[PaddleEngine]:
-    eng = PaddleEngine(load_settings(environ={}))
+    eng = PaddleEngine.from_settings(load_settings(environ={}))
     yield eng
     eng.close()
 
@@ -90,7 +90,7 @@ class TestEngineWords:
 
     def test_tesseract(self, page: Image.Image) -> None:
         """Tesseract's words are its own (not estimated)."""
-        engine = TesseractEngine(load_settings(environ={}))
+        engine = TesseractEngine.from_settings(load_settings(environ={}))
         try:
             result = engine.recognize(page, languages=["eng"], mode=Mode.PRINTED)
         finally:

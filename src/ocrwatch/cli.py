@@ -388,9 +388,11 @@ def _emit(
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from ocrwatch.engines import engine_class
 
-    names = [settings.engine] if settings.engine else [
-        *dict.fromkeys([settings.printed_engine, settings.handwritten_engine])
-    ]
+    names = (
+        [settings.engine]
+        if settings.engine
+        else [*dict.fromkeys([settings.printed_engine, settings.handwritten_engine])]
+    )
     failures = 0
     for tool in ("pdftoppm", "pdfinfo"):
         where = shutil.which(tool)
@@ -401,7 +403,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     failures += _check_pdf_libraries()
     for name in names:
         try:
-            engine = engine_class(name)(settings)
+            engine = engine_class(name).from_settings(settings)
             problems = engine.check(settings.languages)
             langs = ", ".join(sorted(engine.languages()))
             status = "ok" if not problems else "MISSING"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     paddle: PaddleSettings = Field(default_factory=PaddleSettings)
     aspose: AsposeSettings = Field(default_factory=AsposeSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    engines: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Sections of entry-point engines: [engines.NAME] tables, checked by the "
+        "engine's own settings model.",
+    )
     executor: ExecutorKind = Field(
         ExecutorKind.LOCAL, description="local (worker processes here) or celery (many hosts)."
     )
@@ -311,6 +316,20 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    def engine_section(self, name: str, model: type[BaseModel]) -> BaseModel:
+        """Return engine ``name``'s settings section (a built-in's, or ``[engines.NAME]``).
+
+        Raises ConfigError naming the key for an invalid ``[engines.NAME]`` table.
+        """
+        if name in ("tesseract", "paddle", "aspose"):
+            section: BaseModel = getattr(self, name)
+            return section
+        try:
+            return model.model_validate(self.engines.get(name, {}))
+        except ValidationError as exc:
+            message = _format_validation_error(exc, prefix="")
+            raise ConfigError(f"invalid configuration: engines.{name}: {message}") from exc
 
     def masked(self) -> dict[str, Any]:
         """Return the effective settings as JSON-able data, secrets masked (for logs)."""

@@ -8,7 +8,7 @@ executor each of the host's worker processes gets its share in memory. Built on 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItemPerSecond
 from limits.storage import storage_from_string
@@ -17,7 +17,7 @@ from limits.strategies import MovingWindowRateLimiter
 if TYPE_CHECKING:
     from ocrwatch.config import Settings
 
-__all__ = ["Throttle", "for_aspose"]
+__all__ = ["Throttle", "for_engine"]
 
 
 class Throttle:
@@ -42,20 +42,24 @@ class Throttle:
         return waited
 
 
-def for_aspose(settings: Settings) -> Throttle | None:
-    """Return the throttle for ``settings.aspose.requests_per_second`` (None: no limit)."""
-    rate = settings.aspose.requests_per_second
+def for_engine(settings: Settings, name: str, section: Any) -> Throttle | None:
+    """Return the throttle for engine ``name`` whose ``section`` sets ``requests_per_second``.
+
+    None when it sets no limit. The key names the account (``client_id``) where there is one.
+    """
+    rate = getattr(section, "requests_per_second", None)
     if rate is None:
         return None
     from ocrwatch.choices import ExecutorKind
 
+    account = getattr(section, "client_id", None) or "default"
     if settings.executor is ExecutorKind.CELERY:
         from ocrwatch.daemon.broker import backend_url
 
         uri = backend_url(settings)
         uri = "redis+unix://" + uri.removeprefix("unix://") if uri.startswith("unix://") else uri
-        return Throttle(rate, storage_uri=uri, key=f"ocrwatch-aspose-{settings.aspose.client_id}")
+        return Throttle(float(rate), storage_uri=uri, key=f"ocrwatch-{name}-{account}")
     from ocrwatch.daemon.local import default_workers
 
-    share = rate / max(settings.workers or default_workers(), 1)
-    return Throttle(share, storage_uri="memory://", key="aspose")
+    share = float(rate) / max(settings.workers or default_workers(), 1)
+    return Throttle(share, storage_uri="memory://", key=name)

@@ -85,7 +85,7 @@ class EngineCache:
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
-                engine = engine_class(name)(self.settings)
+                engine = engine_class(name).from_settings(self.settings)
                 self._engines[name] = engine
             return engine
 

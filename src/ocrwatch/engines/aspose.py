@@ -31,7 +31,6 @@ from aspose_ocr_cloud.models.ocr_settings_recognize_image import OCRSettingsReco
 from aspose_ocr_cloud.models.ocr_settings_recognize_pdf import OCRSettingsRecognizePdf
 from aspose_ocr_cloud.models.result_type import ResultType
 
-from ocrwatch import ratelimit
 from ocrwatch.config import Mode
 from ocrwatch.engines.aspose_session import (
     AsposeRateLimited,
@@ -40,13 +39,13 @@ from ocrwatch.engines.aspose_session import (
     AsposeUnreachable,
     retry_after_seconds,
 )
-from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult
 from ocrwatch.exceptions import ConfigError
+from ocrwatch.sections import AsposeSettings
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from ocrwatch.config import Settings
+    from pydantic import BaseModel
 
 __all__ = [
     "LANGUAGES",
@@ -110,9 +109,11 @@ class AsposeEngine(Engine):
         handwriting=True, native_pdf=True, network=True, wants_preprocessing=False
     )
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        cfg = settings.aspose
+    settings_model: ClassVar[type[BaseModel]] = AsposeSettings
+
+    def __init__(self, context: EngineContext) -> None:
+        super().__init__(context)
+        cfg: AsposeSettings = context.section
         missing = [
             var
             for var, value in (
@@ -137,7 +138,7 @@ class AsposeEngine(Engine):
             timeout=float(cfg.request_timeout),
             poll_interval=float(cfg.poll_interval),
             deadline=float(cfg.task_deadline),
-            throttle=ratelimit.for_aspose(settings),
+            throttle=context.throttle,
         )
         self._warned_languages: set[str] = set()
         self._closed = False

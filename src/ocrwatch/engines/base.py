@@ -22,18 +22,23 @@ from __future__ import annotations
 import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from ocrwatch.config import Mode, Settings
+    from ocrwatch.ratelimit import Throttle
 
 __all__ = [
     "Capabilities",
     "Engine",
+    "EngineContext",
     "Line",
+    "NoSettings",
     "PageResult",
     "Word",
 ]
@@ -119,14 +124,55 @@ class Capabilities:
     wants_preprocessing: bool = True
 
 
+class NoSettings(BaseModel):
+    """The settings section of an engine that has none."""
+
+    model_config = {"extra": "forbid"}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineContext:
+    """What an engine is built with: its own settings section, and what it will be asked.
+
+    ``languages`` and ``spellcheck`` let an engine prepare (warm up) for the configured
+    reading; ``throttle`` is the request limit of a network engine (shared across hosts).
+    """
+
+    section: Any = field(default_factory=NoSettings)
+    languages: tuple[str, ...] = ("eng",)
+    spellcheck: bool = False
+    throttle: Throttle | None = None
+
+
 class Engine(ABC):
-    """Base class of recognition engines. Subclasses set ``name`` and ``capabilities``."""
+    """Base class of recognition engines. Subclasses set ``name`` and ``capabilities``.
+
+    An engine gets only its own settings section: ``[tesseract]``, ``[paddle]`` and
+    ``[aspose]`` for the built-ins, ``[engines.NAME]`` validated by ``settings_model`` for
+    an entry-point engine.
+    """
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, context: EngineContext) -> None:
+        self.context = context
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Engine:
+        """Build the engine from the whole settings (its section, languages, throttle)."""
+        section = settings.engine_section(cls.name, cls.settings_model)
+        from ocrwatch.ratelimit import for_engine
+
+        throttle = for_engine(settings, cls.name, section) if cls.capabilities.network else None
+        context = EngineContext(
+            section=section,
+            languages=tuple(settings.languages),
+            spellcheck=settings.spellcheck,
+            throttle=throttle,
+        )
+        return cls(context)
 
     @abstractmethod
     def version(self) -> str:

@@ -33,7 +33,7 @@ import structlog
 
 from ocrwatch import decoding
 from ocrwatch.config import Decoder
-from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
+from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
 from ocrwatch.engines.wordboxes import words_from_segments
@@ -43,11 +43,13 @@ from ocrwatch.exceptions import (
     PermanentEngineError,
     TransientEngineError,
 )
+from ocrwatch.sections import PaddleSettings
 
 if TYPE_CHECKING:
     from PIL import Image
+    from pydantic import BaseModel
 
-    from ocrwatch.config import Mode, Settings
+    from ocrwatch.config import Mode
 
 __all__ = ["LANGUAGE_LETTERS", "PaddleEngine"]
 
@@ -128,12 +130,12 @@ def _bgr_and_gray(image: Image.Image) -> tuple[npt.NDArray[np.uint8], npt.NDArra
     return np.ascontiguousarray(array[:, :, ::-1]), np.asarray(image.convert("L"))
 
 
-def _check_models(settings: Settings) -> Path:
+def _check_models(cfg: PaddleSettings) -> Path:
     """Return the wheel's model folder; DependencyError naming any model file missing."""
     models = _model_dir()
-    needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if settings.paddle.use_angle_cls else [])
+    needed = [DET_MODEL, REC_MODEL] + ([CLS_MODEL] if cfg.use_angle_cls else [])
     missing = [name for name in needed if not (models / name).is_file()]
-    rec = settings.paddle.rec_model
+    rec = cfg.rec_model
     if rec is not None and not rec.is_file():
         missing.append(str(rec))
     if missing:
@@ -144,12 +146,12 @@ def _check_models(settings: Settings) -> Path:
     return models
 
 
-def _tuned_model(settings: Settings) -> Path | None:
+def _tuned_model(cfg: PaddleSettings) -> Path | None:
     """The tuned recognizer to use for ``tuned_languages``, None when there is none."""
-    if not settings.paddle.tuned_languages:
+    if not cfg.tuned_languages:
         return None
-    if settings.paddle.rec_model is not None:
-        return settings.paddle.rec_model
+    if cfg.rec_model is not None:
+        return cfg.rec_model
     return TUNED_REC_MODEL if TUNED_REC_MODEL.is_file() else None
 
 
@@ -159,30 +161,33 @@ class PaddleEngine(Engine):
     name: ClassVar[str] = "paddle"
     capabilities: ClassVar[Capabilities] = Capabilities(handwriting=True)
 
-    def __init__(self, settings: Settings) -> None:
+    settings_model: ClassVar[type[BaseModel]] = PaddleSettings
+
+    def __init__(self, context: EngineContext) -> None:
         """Load detector and recognizer from the rapidocr wheel (about 2 s).
 
         Raises DependencyError when rapidocr/onnxruntime or a model file is missing.
         """
-        super().__init__(settings)
+        super().__init__(context)
+        cfg: PaddleSettings = context.section
         try:
             from rapidocr import RapidOCR
         except ImportError as exc:
             raise DependencyError(
                 f"rapidocr is not installed ({exc}); pip install 'rapidocr==3.10.0' onnxruntime"
             ) from exc
-        models = _check_models(settings)
-        self._params = self.rapidocr_params(settings, models)
+        models = _check_models(cfg)
+        self._params = self.rapidocr_params(cfg, models)
         try:
             ocr: Any = RapidOCR(params=dict(self._params))
             # Load now so a broken model fails at start, and so that concurrent first calls
             # do not race to build sessions (pinned rapidocr 3.10.0 API).
             ocr._load_det_model()
             ocr._load_rec_model()
-            if settings.paddle.use_angle_cls:
+            if cfg.use_angle_cls:
                 ocr._load_cls_model()
             self._charset = frozenset(ocr.text_rec.postprocess_op.character)
-            tuned = _tuned_model(settings)
+            tuned = _tuned_model(cfg)
             self._tuned_rec: Any = None
             if tuned is not None:
                 # A second recognizer session only; detection stays with the first instance.
@@ -191,15 +196,14 @@ class PaddleEngine(Engine):
         except Exception as exc:  # onnxruntime raises its own types; translate them all
             raise DependencyError(f"cannot load PP-OCR models from {models}: {exc}") from exc
         self._tuned_name = None if tuned is None else tuned.name
-        self._tuned_languages = frozenset(settings.paddle.tuned_languages)
+        self._tuned_languages = frozenset(cfg.tuned_languages)
         self._languages = frozenset(
             code
             for code, letters in LANGUAGE_LETTERS.items()
             if all(ch in self._charset for ch in letters)
         )
         self._ocr: Any = ocr
-        self._reread_below = settings.paddle.reread_below
-        cfg = settings.paddle
+        self._reread_below = cfg.reread_below
         self._decoder = cfg.decoder
         self._beam = decoding.BeamSettings(
             beam=cfg.beam_width,
@@ -207,10 +211,10 @@ class PaddleEngine(Engine):
             beta=cfg.word_bonus,
             oov=cfg.oov_frequency,
         )
-        self._warm_up(settings)
+        self._warm_up(context)
         log.info("engine.loaded", engine=self.name, version=self.version())
 
-    def _warm_up(self, settings: Settings) -> None:
+    def _warm_up(self, context: EngineContext) -> None:
         """Build the word lists the first page will need in a daemon thread (start-up time).
 
         The lexicon (and the English spelling dictionary when that pass will run) are built in
@@ -218,9 +222,9 @@ class PaddleEngine(Engine):
         (onnxruntime releases the GIL), a one-file ``ocrwatch ocr`` waits less. Whoever
         needs them first waits on their locks, so nothing is read half-built.
         """
-        languages = tuple(code for code in settings.languages if code in self._languages)
+        languages = tuple(code for code in context.languages if code in self._languages)
         lexicon = self._decoder is Decoder.LEXICON
-        spelling = settings.spellcheck and languages == ("eng",)
+        spelling = context.spellcheck and languages == ("eng",)
         if not (lexicon or spelling):
             return
 
@@ -235,10 +239,9 @@ class PaddleEngine(Engine):
         threading.Thread(target=work, name="ocrwatch-wordlists", daemon=True).start()
 
     @staticmethod
-    def rapidocr_params(settings: Settings, models: Path | None = None) -> dict[str, Any]:
-        """Return the ``RapidOCR(params=...)`` mapping for ``settings`` (explicit model paths)."""
+    def rapidocr_params(cfg: PaddleSettings, models: Path | None = None) -> dict[str, Any]:
+        """Return the ``RapidOCR(params=...)`` mapping for ``cfg`` (explicit model paths)."""
         models = models or _model_dir()
-        cfg = settings.paddle
         params: dict[str, Any] = {
             "Global.use_cls": cfg.use_angle_cls,
             # Calls detect only; lines are cropped by .linecrops and read with

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
-from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult, Word
+from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult, Word
 from ocrwatch.exceptions import ConfigError, DependencyError, PermanentEngineError
+from ocrwatch.sections import TesseractSettings
 
 if TYPE_CHECKING:
     from PIL import Image
+    from pydantic import BaseModel
 
-    from ocrwatch.config import Mode, Settings
+    from ocrwatch.config import Mode
 
 __all__ = ["DEBIAN_TESSDATA", "TesseractEngine", "resolve_tessdata"]
 
@@ -55,14 +57,16 @@ class TesseractEngine(Engine):
 
     name: ClassVar[str] = "tesseract"
     capabilities: ClassVar[Capabilities] = Capabilities(handwriting=False)
+    settings_model: ClassVar[type[BaseModel]] = TesseractSettings
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, context: EngineContext) -> None:
         """Find the language data and check that tesserocr loads.
 
         Raises DependencyError when tesserocr or the tessdata folder (or every language in
         it) is missing.
         """
-        super().__init__(settings)
+        super().__init__(context)
+        cfg: TesseractSettings = context.section
         try:
             import tesserocr
         except ImportError as exc:
@@ -70,7 +74,7 @@ class TesseractEngine(Engine):
                 f"tesserocr is not installed ({exc}); pip install tesserocr"
             ) from exc
         self._tesserocr: Any = tesserocr
-        self.tessdata = resolve_tessdata(settings.tesseract.tessdata)
+        self.tessdata = resolve_tessdata(cfg.tessdata)
         hint = "install language data, e.g. apt-get install tesseract-ocr-eng tesseract-ocr-spa"
         if not self.tessdata.is_dir():
             raise DependencyError(
@@ -84,7 +88,7 @@ class TesseractEngine(Engine):
         )
         if not self._languages:
             raise DependencyError(f"no *.traineddata in {self.tessdata}; {hint}")
-        self._psm: int = settings.tesseract.psm
+        self._psm: int = cfg.psm
         self._pool: dict[str, list[Any]] = {}
         self._pool_lock = threading.Lock()
         self._closed = False
