@@ -1,34 +1,11 @@
-"""Open an image or PDF, check that it is safe and complete, and hand out its pages one at a time.
+"""Open an image or PDF, check that it is safe and complete, hand out its pages one at a time.
 
-The format is decided by the file's content (magic bytes and Pillow's detection), never by its
-name: a JPEG named ``.png`` is read as a JPEG (and ``input.extension_mismatch`` is logged), a
-text file named ``.png`` is refused with :class:`~ocrwatch.exceptions.UnsupportedFormatError`.
-
-Pages per format:
-
-- TIFF: every frame (multi-page scans).
-- GIF and WebP: every frame when there are several. Scanners do not write animations, so a
-  multi-frame file may be a multi-page document; reading every frame can repeat text but never
-  drops any.
-- JPEG: the first image only. Phones and cameras save MPO files (a JPEG followed by previews,
-  depth maps or a stereo twin) that Pillow reports as several frames; those are not pages.
-- PDF: every page, rasterized by poppler's ``pdftoppm`` (through pdf2image) at
-  ``settings.pdf_dpi``, one page per call so memory stays bounded by one page.
-
-Pages come out as RGB or L images with the EXIF orientation applied; transparency is composited
-on white; 16-bit and float images are scaled to 8 bits.
-
-Errors: every refusal is an :class:`~ocrwatch.exceptions.InputError` subclass with the file in
-``path`` and a one-line message. An ``OSError`` that carries an errno (the file vanished, EIO,
-a share went away, permission denied) is re-raised unchanged and never reported as a corrupt
-file: waiting may fix it, and the daemon treats ``OSError`` as transient. Pillow reports decode
-failures as ``OSError`` without an errno; those become :class:`CorruptFileError`.
-
-Pillow keeps its decompression-bomb limit in a module global (``Image.MAX_IMAGE_PIXELS``) and
-warns (rather than fails) between one and two times that limit. Each decode step here runs under
-a lock with that global set to ``settings.max_pixels``, the bomb warning turned into an error and
-``ImageFile.LOAD_TRUNCATED_IMAGES`` forced off, then restores the previous values; other Pillow
-users in the process see their own settings outside those steps.
+The format comes from the content, never the name (formats.py). Pages: every TIFF frame,
+every GIF/WebP frame, a JPEG's first image (not MPO previews), every PDF page rasterized by
+poppler one at a time; out come RGB or L images, EXIF orientation applied, 8 bits. Refusals
+are InputError subclasses naming the file; an OSError with an errno (a vanished share) is
+re-raised unchanged, since waiting may fix it. Pillow's decompression-bomb limit is set to
+``max_pixels`` under a lock around each decode, warnings made errors.
 """
 
 from __future__ import annotations

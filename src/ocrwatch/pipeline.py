@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -71,7 +70,6 @@ class DocumentResult:
     engines: dict[str, str]
     timings: dict[str, float]
     attempts: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def text(self) -> str:

@@ -19,7 +19,6 @@ Engines that can take a whole PDF themselves (a cloud API) set
 
 from __future__ import annotations
 
-import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,12 +101,6 @@ class PageResult:
             return None
         total = sum(w for w, _ in weights)
         return sum(w * c for w, c in weights) / total
-
-    @property
-    def median_confidence(self) -> float | None:
-        """Median line confidence; None for an empty page or no scores."""
-        confs = [ln.confidence for ln in self.lines if ln.text and ln.confidence is not None]
-        return statistics.median(confs) if confs else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,28 +1,11 @@
 """Searchable PDF: the original pages untouched, an invisible text layer on each one.
 
-Libraries, each doing what it is best at:
-
-- the text layer is drawn by OCRmyPDF's own renderer (``ocrmypdf.fpdf_renderer``, on fpdf2):
-  one invisible word per box, stretched to the box's width, in OCRmyPDF's glyphless font, so
-  selecting a word in a viewer highlights the word in the picture;
-- a PDF input is opened with pikepdf (qpdf) and each text page is laid over its page as a
-  form XObject (``Page.add_overlay``, scaled to the page's crop box and turned with its
-  ``/Rotate``). Images, vector content and page sizes are not touched: the file grows by the
-  text layer only;
-- an image input becomes a PDF with img2pdf first, which embeds JPEG data as it is and PNG
-  and TIFF losslessly (no recompression), at the image's resolution, one page per frame.
-  What img2pdf cannot take as it is (BMP, GIF, WebP, transparency, mirrored EXIF
-  orientations) is re-encoded losslessly (Flate, via PNG) from the decoded frames.
-
-Pages that already carry text (born-digital PDF pages, or pages OCRed before) get no second
-layer: their own text stays what a viewer finds, and text is never found twice.
-
-PDF/A: a PDF made from an image is saved as PDF/A-2b by ``pikepdf.pdfa.save`` (sRGB output
-intent, XMP with the PDF/A identification), which validates the written bytes with pikepdf's
-own checker and refuses to write a file that fails; then the plain PDF is written instead
-(logged as ``pdf.not_pdfa``). A PDF input stays a plain PDF in its own version: making it
-PDF/A means rewriting its metadata and annotations (or, for most files, Ghostscript
-re-encoding it), which is more than adding a text layer.
+OCRmyPDF's renderer (fpdf2) draws one invisible word per box; pikepdf lays each text page
+over its page (images, vectors and sizes untouched: the file grows by the text layer only);
+img2pdf wraps an image input without recompression (JPEG as is, PNG/TIFF lossless). Pages
+that already carry text get no second layer. A PDF made from an image is PDF/A-2b when
+pikepdf's checker accepts it (else a plain PDF, logged as ``pdf.not_pdfa``); a PDF input
+keeps its own version.
 """
 
 from __future__ import annotations
