@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import time
@@ -96,3 +97,28 @@ class TestMoves:
         (tmp_path / "keep.txt").write_bytes(b"x")
         assert fsutil.sweep_temp(tmp_path, older_than=600) == 1
         assert not old.exists() and new.exists() and (tmp_path / "keep.txt").exists()
+
+
+class TestRefusedNames:
+    """A name whose bytes a share refuses is written once more under its UTF-8 spelling."""
+
+    def test_fallback_only_for_refused_names(self, tmp_path: Path) -> None:
+        """EILSEQ on the Latin-1 name: the U+FFFD name; other errors pass through."""
+        odd = tmp_path / os.fsdecode(b"caf\xe9.txt")
+        tried: list[Path] = []
+
+        def write(path: Path) -> Path:
+            tried.append(path)
+            if os.fsencode(path) != os.fsencode(path).decode("utf-8", "ignore").encode():
+                raise OSError(errno.EILSEQ, "Invalid or incomplete multibyte", str(path))
+            path.write_text("x")
+            return path
+
+        assert fsutil.with_utf8_fallback(odd, write) == tmp_path / "caf\ufffd.txt"
+        assert tried == [odd, tmp_path / "caf\ufffd.txt"]
+
+        def full(path: Path) -> Path:
+            raise OSError(errno.ENOSPC, "full", str(path))
+
+        with pytest.raises(OSError, match="full"):
+            fsutil.with_utf8_fallback(odd, full)

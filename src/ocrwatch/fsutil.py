@@ -18,8 +18,11 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+import structlog
 
 __all__ = [
     "NAME_ERRNOS",
@@ -35,7 +38,12 @@ __all__ = [
     "sweep_temp",
     "temp_path",
     "utf8_path",
+    "with_utf8_fallback",
 ]
+
+T = TypeVar("T")
+
+log = structlog.get_logger()
 
 _TEMP_PREFIX = ".ocrwatch-"
 
@@ -66,6 +74,24 @@ def display(name: str | os.PathLike[str]) -> str:
 def utf8_path(path: Path) -> Path:
     """Return ``path`` with bytes that are not UTF-8 replaced by U+FFFD (any share takes it)."""
     return Path(os.fsencode(path).decode("utf-8", "replace"))
+
+
+def with_utf8_fallback(path: Path, attempt: Callable[[Path], T]) -> T:
+    """Return ``attempt(path)``; if the filesystem refuses the name's bytes, try the UTF-8 name.
+
+    A share mounted with ``iocharset=utf8`` refuses Latin-1 names (EILSEQ/EINVAL): the name
+    then gets U+FFFD in place of the bytes it cannot store. The refusal is recognized on an
+    OSError or on an error raised from one (``raise ... from exc``).
+    """
+    try:
+        return attempt(path)
+    except Exception as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        utf8 = utf8_path(path)
+        if not isinstance(cause, OSError) or cause.errno not in NAME_ERRNOS or utf8 == path:
+            raise
+        log.warning("file.name_refused", wanted=display(path), using=str(utf8))
+        return attempt(utf8)
 
 
 def fit_name(name: str, *, reserve: int = 0) -> str:

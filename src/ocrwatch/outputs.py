@@ -221,16 +221,9 @@ def write_outputs(
     OutputError / TransientOutputError, and OSError when the source cannot be read again
     for a searchable PDF.
     """
-    try:
-        return _write_outputs(result, txt_path, source_id, extra, formats)
-    except OutputError as exc:
-        cause = exc.__cause__
-        utf8 = fsutil.utf8_path(txt_path)
-        named = isinstance(cause, OSError) and cause.errno in fsutil.NAME_ERRNOS
-        if not named or utf8 == txt_path:
-            raise
-        log.warning("output.name_refused", wanted=fsutil.display(txt_path), using=str(utf8))
-        return _write_outputs(result, utf8, source_id, extra, formats)
+    return fsutil.with_utf8_fallback(
+        txt_path, lambda path: _write_outputs(result, path, source_id, extra, formats)
+    )
 
 
 def _write_outputs(

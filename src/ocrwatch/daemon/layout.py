@@ -38,6 +38,7 @@ __all__ = [
     "Mounts",
     "Volume",
     "check_layout",
+    "read_marker",
     "resolve_layout",
 ]
 
@@ -185,6 +186,14 @@ def _escaping_symlinks(inbox: Path, *, limit: int) -> Iterator[tuple[Path, Path]
                         return
 
 
+def read_marker(marker: Path) -> str:
+    """Return the volume id in ``marker`` ("" when it cannot be read: the share is away)."""
+    try:
+        return marker.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 class Volume:
     """Says whether a folder is still the volume it was at start.
 
@@ -205,10 +214,7 @@ class Volume:
 
         Returns "" when no marker could be written (the folder's identity is used instead).
         """
-        try:
-            self.volume_id = self.marker.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            self.volume_id = ""
+        self.volume_id = read_marker(self.marker)
         if not self.volume_id:
             volume_id = secrets.token_hex(8)
             try:
@@ -229,10 +235,7 @@ class Volume:
     def available(self) -> bool:
         """Return True when the folder is still the volume it was at start."""
         if self.volume_id:
-            try:
-                return self.marker.read_text(encoding="ascii").strip() == self.volume_id
-            except (OSError, UnicodeDecodeError):
-                return False
+            return read_marker(self.marker) == self.volume_id
         try:
             st = os.stat(self.folder)
         except OSError:

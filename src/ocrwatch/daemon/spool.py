@@ -142,12 +142,7 @@ class Spool:
         """
         target = self.layout.archive / relpath
         target = target.with_name(fsutil.fit_name(target.name))
-        try:
-            return fsutil.durable_move(path, target)
-        except OSError as exc:
-            if exc.errno not in fsutil.NAME_ERRNOS or fsutil.utf8_path(target) == target:
-                raise
-            return fsutil.durable_move(path, fsutil.utf8_path(target))
+        return fsutil.with_utf8_fallback(target, lambda t: fsutil.durable_move(path, t))
 
     def delete(self, path: Path) -> None:
         """Remove the processed original (after_success = delete)."""
@@ -174,13 +169,10 @@ class Spool:
         """
         base = self.layout.quarantine / relpath
         base = base.with_name(fsutil.fit_name(base.name, reserve=len(REASON_SUFFIX) + 6))
-        try:
-            return self._quarantine(path, base, relpath, reason, message, attempts, details, copy)
-        except OSError as exc:
-            if exc.errno not in fsutil.NAME_ERRNOS or fsutil.utf8_path(base) == base:
-                raise
-            utf8 = fsutil.utf8_path(base)
-            return self._quarantine(path, utf8, relpath, reason, message, attempts, details, copy)
+        return fsutil.with_utf8_fallback(
+            base,
+            lambda b: self._quarantine(path, b, relpath, reason, message, attempts, details, copy),
+        )
 
     def _quarantine(
         self,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from pydantic import TypeAdapter
 
 from ocrwatch import fsutil
+from ocrwatch.daemon.layout import read_marker
 from ocrwatch.daemon.messages import (
     Failure,
     PagesRead,
@@ -235,11 +236,7 @@ def _check_outbox(task: RecognizeTask) -> None:
     """Refuse to write while the outbox share is away (its mount point would take the files)."""
     if not task.outbox_marker or not task.volume_id:
         return
-    try:
-        found = Path(task.outbox_marker).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        found = ""
-    if found != task.volume_id:
+    if read_marker(Path(task.outbox_marker)) != task.volume_id:
         raise TransientOutputError(
             "the outbox is unavailable (share unmounted?)", path=task.out_txt
         )
