@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,11 @@ import stamina
 from redisserver import RedisServer, free_port
 
 os.environ.setdefault("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
+# Cached word data (ocrwatch.wordcache) goes to a folder of this run, not ~/.cache.
+_WORD_CACHE = tempfile.mkdtemp(prefix="ocrwatch-test-cache-")
+atexit.register(shutil.rmtree, _WORD_CACHE, ignore_errors=True)
+os.environ["XDG_CACHE_HOME"] = _WORD_CACHE
+os.environ.pop("CACHE_DIRECTORY", None)
 
 
 @pytest.fixture(autouse=True)

@@ -106,6 +106,26 @@ class TestBeamSearch:
         for text in ("OCR 0037", "zqxv", "the cat."):
             assert decoding.beam_search(matrix(spell(text, 0.99)), CLASSES, eng) == text
 
+    def test_previous_word_decides(self, eng: decoding.Lexicon) -> None:
+        """y/w tied before 'ork': 'new york' after 'new', 'the work' after 'the'.
+
+        Alone, "work" is the commoner word; the English bigram model knows "new york".
+        Without pairs the unigram lexicon reads 'new work'.
+        """
+        tied = [{"y": 0.5, "w": 0.5}, *spell("ork")]
+        after_new = matrix([*spell("new "), *tied])
+        assert decoding.beam_search(after_new, CLASSES, eng) == "new york"
+        assert decoding.beam_search(matrix([*spell("the "), *tied]), CLASSES, eng) == "the work"
+        unigram = decoding.BeamSettings(pairs=False)
+        assert decoding.beam_search(after_new, CLASSES, eng, unigram) == "new work"
+
+    def test_pairs_are_english_only(self, eng: decoding.Lexicon) -> None:
+        """English has a bigram model; French and Spanish are scored word by word."""
+        assert eng.has_pairs and eng.log_pair("New", "York") is not None
+        for code in ("fra", "spa"):
+            other = decoding.lexicon_for([code])
+            assert other is not None and not other.has_pairs
+
     def test_repeated_letters(self, eng: decoding.Lexicon) -> None:
         """Double letters separated by a blank survive ('letter')."""
         assert decoding.beam_search(matrix(spell("letter")), CLASSES, eng) == "letter"

@@ -155,6 +155,30 @@ class TestTunedRecognizer:
         finally:
             engine.close()
 
+    def test_loaded_by_the_first_page_that_needs_it(self, tmp_path: Path) -> None:
+        """A broken tuned file costs nothing to English pages; a French page gets DependencyError.
+
+        The tuned recognizer loads on demand (start-up time), so the error comes with the
+        page, as an environment fault the daemon retries, not as a quarantine.
+        """
+        from ocrwatch.exceptions import DependencyError
+
+        broken = tmp_path / "broken.onnx"
+        broken.write_bytes(b"not an onnx model")
+        settings = load_settings(
+            overrides={"paddle": {"rec_model": str(broken), "tuned_languages": ["fra"]}},
+            environ={},
+        )
+        engine = PaddleEngine.from_settings(settings)
+        try:
+            image = render_lines(["the cat sat"], font_path=HANDWRITING)
+            page = engine.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            assert Levenshtein.distance(page.text.strip(), "the cat sat") <= 3
+            with pytest.raises(DependencyError, match=r"broken\.onnx"):
+                engine.recognize(image, languages=["fra"], mode=Mode.HANDWRITTEN)
+        finally:
+            engine.close()
+
     def test_missing_file_is_a_dependency_error(self, tmp_path: Path) -> None:
         """A rec_model path that does not exist stops at construction, naming the file."""
         from ocrwatch.exceptions import DependencyError

@@ -19,6 +19,7 @@ from typing import Any
 
 from ocrwatch.engines.base import Line, PageResult
 from ocrwatch.engines.wordboxes import retext
+from ocrwatch.wordcache import load_or_build
 
 __all__ = ["NEVER_SUGGEST", "correct_line", "correct_page", "preload"]
 
@@ -81,9 +82,25 @@ def _symspell() -> Any:
     # prefix_length 5 instead of 7: far fewer deletes to index, so a much faster load
     # (bench/README.md, start-up); candidates are still checked against whole words.
     sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=5)
-    path = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
-    sym.load_dictionary(str(path), term_index=0, count_index=1)
-    return sym
+
+    def build() -> Any:
+        path = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
+        sym.load_dictionary(str(path), term_index=0, count_index=1)
+        return sym
+
+    def load(data: bytes) -> Any:
+        if not sym.load_pickle(data, compressed=False, from_bytes=True):
+            raise ValueError("not a dictionary of these settings")
+        return sym
+
+    return load_or_build(
+        "spelling-en",
+        packages=("symspellpy",),
+        key=("2", "5"),
+        build=build,
+        dump=lambda s: s.save_pickle(compressed=False, to_bytes=True),
+        load=load,
+    )
 
 
 def _fix(token: str) -> str:

@@ -12,6 +12,7 @@ lexicon does not know it.
 from __future__ import annotations
 
 import bisect
+import marshal
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from ocrwatch.wordcache import load_or_build
 
 __all__ = [
     "WORDFREQ_LANGUAGES",
@@ -71,21 +74,43 @@ class BeamSettings:
     beta: float = 2.0  # bonus per word, against the LM's preference for fewer words
     oov: float = 1e-8  # frequency charged for a word the lexicon does not know
     prune: float = 1e-3  # characters below this probability in a frame are not tried
+    pairs: bool = True  # score a word by the one before it where a bigram model knows the pair
+    pair_alpha: float = 0.5  # replaces alpha when the lexicon has a bigram model
+    backoff: float = 0.2  # factor on a known word's frequency when its pair is not known
 
 
 class Lexicon:
-    """Lower-cased words of one or more languages with their frequency (wordfreq)."""
+    """Lower-cased words of one or more languages with their ln(frequency) (wordfreq).
 
-    def __init__(self, frequencies: dict[str, float]) -> None:
-        self._log = {w: math.log(f) for w, f in frequencies.items() if f > 0}
-        self._sorted = sorted(self._log)
+    ``pairs`` maps ``"previous word"`` to ln P(word | previous) for the word pairs a
+    bigram model knows (English: wordsegment's counts); empty for other languages.
+    """
+
+    def __init__(self, logs: dict[str, float], pairs: dict[str, float] | None = None) -> None:
+        self._log = logs
+        self._sorted = sorted(logs)
+        self._pairs = pairs or {}
+
+    @classmethod
+    def from_frequencies(cls, frequencies: dict[str, float]) -> Lexicon:
+        """Return a lexicon of ``frequencies`` (fractions of all words), without pairs."""
+        return cls({w: math.log(f) for w, f in frequencies.items() if f > 0})
 
     def __len__(self) -> int:
         return len(self._log)
 
+    @property
+    def has_pairs(self) -> bool:
+        """Whether a bigram model scores word pairs."""
+        return bool(self._pairs)
+
     def log_frequency(self, word: str) -> float | None:
         """Return ln(frequency) of ``word`` (any case), None when unknown."""
         return self._log.get(word.lower())
+
+    def log_pair(self, previous: str, word: str) -> float | None:
+        """Return ln P(word | previous) (any case), None when the pair is not known."""
+        return self._pairs.get(f"{previous.lower()} {word.lower()}")
 
     def is_prefix(self, start: str) -> bool:
         """Whether some lexicon word starts with ``start`` (any case)."""
@@ -99,6 +124,19 @@ _lock = threading.Lock()
 
 @cache
 def _lexicon(codes: tuple[str, ...]) -> Lexicon:
+    logs, pairs = load_or_build(
+        f"lexicon-{'-'.join(codes)}",
+        packages=("wordfreq", "wordsegment"),
+        key=codes,
+        build=lambda: _build_lexicon(codes),
+        dump=marshal.dumps,
+        load=marshal.loads,
+    )
+    return Lexicon(logs, pairs)
+
+
+def _build_lexicon(codes: tuple[str, ...]) -> tuple[dict[str, float], dict[str, float]]:
+    """Return ln(frequency) per word of ``codes`` and ln P(b | a) per English pair "a b"."""
     from wordfreq import get_frequency_dict
 
     merged: dict[str, float] = {}
@@ -108,7 +146,32 @@ def _lexicon(codes: tuple[str, ...]) -> Lexicon:
             for word in entry.replace("\u2019", "'").split("'"):
                 if word.isalpha() and freq > merged.get(word, 0.0):
                     merged[word] = freq
-    return Lexicon(merged)
+    logs = {w: math.log(merged[w]) for w in sorted(merged) if merged[w] > 0}  # sorts fast later
+    return logs, _english_pairs() if "eng" in codes else {}
+
+
+def _english_pairs() -> dict[str, float]:
+    """Return ln P(b | a) for the 250,000 commonest English word pairs (wordsegment's data).
+
+    wordsegment ships Peter Norvig's counts of the commonest words and word pairs of
+    Google's web corpus; P(b | a) = count(a b) / count(a).
+    """
+    from importlib.resources import files
+
+    root = files("wordsegment")
+    counts: dict[str, int] = {}
+    with (root / "unigrams.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            word, _, count = line.partition("\t")
+            counts[word] = int(count)
+    pairs: dict[str, float] = {}
+    with (root / "bigrams.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            pair, _, count = line.partition("\t")
+            first = counts.get(pair.partition(" ")[0])
+            if first:
+                pairs[pair] = math.log(int(count) / first)
+    return pairs
 
 
 def lexicon_for(languages: Sequence[str]) -> Lexicon | None:
@@ -154,11 +217,22 @@ def beam_search(
     settings: BeamSettings = BeamSettings(),
 ) -> str:
     """Return the best text of a (T, C) CTC probability matrix under ``lexicon``'s word scores."""
-    oov_cost = settings.alpha * math.log(settings.oov) + settings.beta
+    pairs = settings.pairs and lexicon.has_pairs
+    alpha = settings.pair_alpha if pairs else settings.alpha
+    oov_cost = alpha * math.log(settings.oov) + settings.beta
+    backoff = math.log(settings.backoff)
 
-    def word_score(word: str) -> float:
+    def word_score(text: str) -> float:
+        # ``text`` ends with the word just finished
+        word = _tail_word(text)
         lf = lexicon.log_frequency(word)
-        return oov_cost if lf is None else settings.alpha * lf + settings.beta
+        if lf is None:
+            return oov_cost
+        previous = _previous_word(text[: -len(word)]) if pairs else ""
+        if previous:
+            lp = lexicon.log_pair(previous, word)
+            lf = lf + backoff if lp is None else lp
+        return alpha * lf + settings.beta
 
     # prefix -> [log p ending in blank, log p ending in a character, word score so far]
     beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
@@ -173,10 +247,18 @@ def beam_search(
         prefix, (pb, pnb, lm) = item
         word = _tail_word(prefix)
         if word:
-            lm += word_score(word) - _partial_score(word, lexicon, oov_cost)
+            lm += word_score(prefix) - _partial_score(word, lexicon, oov_cost)
         return _logadd(pb, pnb) + lm
 
     return max(beams.items(), key=final)[0]
+
+
+def _previous_word(text: str) -> str:
+    """Return the word before a word that starts after ``text``: "" unless only spaces part them."""
+    stripped = text.rstrip(" ")
+    if not stripped or stripped == text:
+        return ""
+    return _tail_word(stripped)
 
 
 def _candidates(probs: npt.NDArray[np.float32], prune: float) -> list[list[tuple[int, float]]]:
@@ -226,8 +308,7 @@ def _step(
             new_lm = lm
             if not ch.isalpha() and last.isalpha():
                 # a word ended: replace its provisional score by its real one
-                word = _tail_word(prefix)
-                new_lm += word_score(word) - partial(word)
+                new_lm += word_score(prefix) - partial(_tail_word(prefix))
             elif ch.isalpha():
                 word = _tail_word(new)
                 new_lm += partial(word) - partial(word[:-1])

@@ -137,13 +137,35 @@ class PaddleSettings(BaseModel):
     )
     beam_width: int = Field(12, ge=1, le=256, description="Beams kept by the lexicon decoder.")
     lm_weight: float = Field(
-        0.35, ge=0.0, le=5.0, description="Weight of ln(word frequency) in the lexicon decoder."
+        0.35,
+        ge=0.0,
+        le=5.0,
+        description="Weight of ln(word frequency) in the lexicon decoder (languages without a "
+        "bigram model).",
     )
     word_bonus: float = Field(
         2.0, ge=-20.0, le=20.0, description="Score added per word by the lexicon decoder."
     )
     oov_frequency: float = Field(
         1e-8, gt=0.0, lt=1.0, description="Frequency the lexicon decoder charges an unknown word."
+    )
+    word_pairs: bool = Field(
+        True,
+        description="Score each word by the word before it where a bigram model ships for the "
+        "language (English: wordsegment's word-pair counts); else by its own frequency.",
+    )
+    pair_lm_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="Replaces lm_weight for a language with a bigram model (English).",
+    )
+    pair_backoff: float = Field(
+        0.2,
+        gt=0.0,
+        le=1.0,
+        description="Factor on a known word's frequency when the bigram model does not know "
+        "its pair with the word before it.",
     )
     rec_model: Path | None = Field(
         None,

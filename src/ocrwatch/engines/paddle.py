@@ -17,11 +17,13 @@ loading is guarded by its own locks; we load eagerly in ``__init__``) and onnxru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -155,6 +157,58 @@ def _tuned_model(cfg: PaddleSettings) -> Path | None:
     return TUNED_REC_MODEL if TUNED_REC_MODEL.is_file() else None
 
 
+@contextlib.contextmanager
+def _yaml_read_once() -> Iterator[None]:
+    """While rapidocr is imported, give the same parsed config to every load of one file.
+
+    rapidocr 3.10.0 parses its 85 KB model table (``default_models.yaml``) with OmegaConf
+    twice at import, a fifth of a second each; both copies are only read.
+    """
+    from omegaconf import OmegaConf
+
+    load = OmegaConf.load
+    parsed: dict[str, Any] = {}
+
+    def once(file_: Any) -> Any:
+        key = os.fspath(file_) if isinstance(file_, str | os.PathLike) else None
+        if key is None:
+            return load(file_)
+        if key not in parsed:
+            parsed[key] = load(file_)
+        return parsed[key]
+
+    OmegaConf.load = once  # type: ignore[method-assign,assignment,unused-ignore]
+    try:
+        yield
+    finally:
+        OmegaConf.load = load  # type: ignore[method-assign,unused-ignore]
+
+
+@cache
+def _detector_class() -> type[Any]:
+    """rapidocr's pipeline class, minus the crops it cuts for its own recognizer.
+
+    Detection runs through ``RapidOCR.__call__`` with recognition off; the lines are cut by
+    :mod:`.linecrops`, so the rotated crops rapidocr would cut of every box (and scale back to
+    the original size) are never read: skipped unless its angle classifier needs them.
+    """
+    try:
+        with _yaml_read_once():
+            from rapidocr import RapidOCR
+    except ImportError as exc:
+        raise DependencyError(
+            f"rapidocr is not installed ({exc}); pip install 'rapidocr==3.10.0' onnxruntime"
+        ) from exc
+
+    class Detector(RapidOCR):  # type: ignore[misc,unused-ignore]  # untyped library
+        def crop_text_regions(self, img: Any, det_boxes: Any) -> list[Any]:
+            if self.use_cls or self.use_rec:
+                return list(super().crop_text_regions(img, det_boxes))
+            return []
+
+    return Detector
+
+
 class PaddleEngine(Engine):
     """PP-OCRv6 small via rapidocr 3.x on onnxruntime; good on handwriting, offline."""
 
@@ -170,16 +224,11 @@ class PaddleEngine(Engine):
         """
         super().__init__(context)
         cfg: PaddleSettings = context.section
-        try:
-            from rapidocr import RapidOCR
-        except ImportError as exc:
-            raise DependencyError(
-                f"rapidocr is not installed ({exc}); pip install 'rapidocr==3.10.0' onnxruntime"
-            ) from exc
+        detector = _detector_class()
         models = _check_models(cfg)
         self._params = self.rapidocr_params(cfg, models)
         try:
-            ocr: Any = RapidOCR(params=dict(self._params))
+            ocr: Any = detector(params=dict(self._params))
             # Load now so a broken model fails at start, and so that concurrent first calls
             # do not race to build sessions (pinned rapidocr 3.10.0 API).
             ocr._load_det_model()
@@ -187,14 +236,12 @@ class PaddleEngine(Engine):
             if cfg.use_angle_cls:
                 ocr._load_cls_model()
             self._charset = frozenset(ocr.text_rec.postprocess_op.character)
-            tuned = _tuned_model(cfg)
-            self._tuned_rec: Any = None
-            if tuned is not None:
-                # A second recognizer session only; detection stays with the first instance.
-                extra: Any = RapidOCR(params={**self._params, "Rec.model_path": str(tuned)})
-                self._tuned_rec = extra._load_rec_model()
         except Exception as exc:  # onnxruntime raises its own types; translate them all
             raise DependencyError(f"cannot load PP-OCR models from {models}: {exc}") from exc
+        tuned = _tuned_model(cfg)
+        self._tuned = tuned
+        self._tuned_rec: Any = None  # loaded by the first page that needs it (or the warm-up)
+        self._tuned_lock = threading.Lock()
         self._tuned_name = None if tuned is None else tuned.name
         self._tuned_languages = frozenset(cfg.tuned_languages)
         self._languages = frozenset(
@@ -210,25 +257,32 @@ class PaddleEngine(Engine):
             alpha=cfg.lm_weight,
             beta=cfg.word_bonus,
             oov=cfg.oov_frequency,
+            pairs=cfg.word_pairs,
+            pair_alpha=cfg.pair_lm_weight,
+            backoff=cfg.pair_backoff,
         )
         self._warm_up(context)
         log.info("engine.loaded", engine=self.name, version=self.version())
 
     def _warm_up(self, context: EngineContext) -> None:
-        """Build the word lists the first page will need in a daemon thread (start-up time).
+        """Load what the first page will need in a daemon thread (start-up time).
 
-        The lexicon (and the English spelling dictionary when that pass will run) are built in
-        pure Python; built beside the first page's detection and recognition
-        (onnxruntime releases the GIL), a one-file ``ocrwatch ocr`` waits less. Whoever
+        The tuned recognizer (when the languages are tuned for), the lexicon and the English
+        spelling dictionary (when that pass will run) load beside the first page's detection
+        (onnxruntime releases the GIL), so a one-file ``ocrwatch ocr`` waits less. Whoever
         needs them first waits on their locks, so nothing is read half-built.
         """
         languages = tuple(code for code in context.languages if code in self._languages)
+        tuned = self._uses_tuned(languages)
         lexicon = self._decoder is Decoder.LEXICON
         spelling = context.spellcheck and languages == ("eng",)
-        if not (lexicon or spelling):
+        if not (tuned or lexicon or spelling):
             return
 
         def work() -> None:
+            if tuned:
+                with contextlib.suppress(DependencyError):  # raised again to the page
+                    self._text_rec(languages)
             if lexicon:
                 decoding.lexicon_for(languages)
             if spelling:
@@ -313,6 +367,8 @@ class PaddleEngine(Engine):
                     txts, scores = self._read(text_rec, crops, lexicon)
                 if self._reread_below > 0:
                     self._reread(text_rec, array, flat, boxes, index, txts, scores, lexicon)
+        except DependencyError:  # the tuned recognizer would not load: not this page's fault
+            raise
         except MemoryError as exc:
             raise TransientEngineError(f"paddle ran out of memory: {exc}") from exc
         except Exception as exc:  # rapidocr/onnxruntime raise plain Exception subclasses
@@ -359,11 +415,26 @@ class PaddleEngine(Engine):
             if score > scores[k]:
                 txts[k], scores[k] = txt, score
 
+    def _uses_tuned(self, languages: Sequence[str]) -> bool:
+        tuned = self._tuned_languages
+        return self._tuned is not None and bool(languages) and set(languages) <= tuned
+
     def _text_rec(self, languages: Sequence[str]) -> Any:
-        """The recognizer for a page in ``languages``: the tuned one when all are tuned for."""
-        if self._tuned_rec is not None and set(languages) <= self._tuned_languages:
+        """The recognizer for a page in ``languages``: the tuned one when all are tuned for.
+
+        The tuned one is loaded by the first page that needs it; DependencyError when it
+        cannot be (the page is retried later, not quarantined).
+        """
+        if not self._uses_tuned(languages):
+            return self._ocr.text_rec
+        with self._tuned_lock:
+            if self._tuned_rec is None:
+                params = {**self._params, "Rec.model_path": str(self._tuned)}
+                try:  # a second recognizer session only; detection stays with the first
+                    self._tuned_rec = _detector_class()(params=params)._load_rec_model()
+                except Exception as exc:  # onnxruntime's own types, translated
+                    raise DependencyError(f"cannot load {self._tuned}: {exc}") from exc
             return self._tuned_rec
-        return self._ocr.text_rec
 
     def _read(
         self, text_rec: Any, crops: list[npt.NDArray[np.uint8]], lexicon: decoding.Lexicon | None
