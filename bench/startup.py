@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,16 +28,28 @@ from bench.common import DEFAULT_DATA, run_metadata, write_json
 __all__ = ["main", "measure"]
 
 
-def measure(path: Path, *, mode: str, languages: str, runs: int) -> list[dict[str, float]]:
-    """Return wall, recognize and start-up seconds of ``runs`` one-file CLI runs on ``path``."""
+def measure(
+    path: Path, *, mode: str, languages: str, runs: int, cold_cache: bool = False
+) -> list[dict[str, float]]:
+    """Return wall, recognize and start-up seconds of ``runs`` one-file CLI runs on ``path``.
+
+    With ``cold_cache`` every run gets an empty word-data cache (``ocrwatch.wordcache``): the
+    first run on a new machine. Otherwise the cache is the user's, built by an untimed run.
+    """
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    env.pop("CACHE_DIRECTORY", None)
     cmd = [sys.executable, "-m", "ocrwatch", "ocr", str(path), "--json", "--mode", mode]
     cmd += ["--lang", languages]
+    if not cold_cache:
+        subprocess.run(cmd, capture_output=True, env=env, check=True)
     out: list[dict[str, float]] = []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-        wall = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(prefix="ocrwatch-cold-") as empty:
+            if cold_cache:
+                env["XDG_CACHE_HOME"] = empty
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            wall = time.perf_counter() - t0
         doc: dict[str, Any] = json.loads(proc.stdout)
         manifest = doc.get("manifest", doc)
         timings = manifest["timings"]
@@ -60,18 +73,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", default="handwritten")
     parser.add_argument("--lang", default="eng")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--cold-cache", action="store_true", help="an empty word-data cache for every run"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.file is None:
         raise SystemExit("no file given and no notes_scheidl image found")
-    runs = measure(args.file, mode=args.mode, languages=args.lang, runs=args.runs)
+    runs = measure(
+        args.file, mode=args.mode, languages=args.lang, runs=args.runs, cold_cache=args.cold_cache
+    )
     summary = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     for r in runs:
         print(json.dumps(r))
     print("median", json.dumps(summary))
     meta = run_metadata()
     path = write_json(
-        {**meta, "file": str(args.file), "mode": args.mode, "runs": runs, "median": summary},
+        {
+            **meta,
+            "file": str(args.file),
+            "mode": args.mode,
+            "cold_cache": args.cold_cache,
+            "runs": runs,
+            "median": summary,
+        },
         out=args.out,
         stem="startup",
     )
