@@ -110,6 +110,9 @@ def _run_parser(sub: Any) -> None:
     run.add_argument("--state-dir", type=Path)
     run.add_argument("--watch-mode", choices=[w.value for w in WatchMode])
     run.add_argument("--workers", type=int)
+    run.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus /metrics on this port (metrics_port)"
+    )
     _outputs(run)
     _recognition(run)
     _common(run)
@@ -155,6 +158,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "log_level",
         "log_format",
         "outputs",
+        "metrics_port",
     ):
         value = getattr(args, key, None)
         if value is not None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 
 import psutil
@@ -26,6 +27,7 @@ from e2e.conftest import (
     write_doc,
 )
 from imaging import render_lines, save
+from redisserver import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -154,6 +156,24 @@ class TestStartupAndBasics:
             assert proc.returncode == 3, proc.stderr
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             assert len(lines) == 1 and "error" in lines[0], proc.stderr
+
+
+    def test_metrics_port_flag(self, folders: Folders, make_daemon: Callable[..., Daemon]) -> None:
+        """``run --metrics-port N`` serves /metrics there, counting the document it read."""
+        port = free_port()
+        daemon = make_daemon()
+        daemon.args += ["--metrics-port", str(port)]
+        daemon.start()
+        write_doc(folders.inbox / "a.png", 1)
+        wait_until(lambda: folders.sidecars("a.png"), timeout=60, what="sidecar")
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def counted() -> bool:
+            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            return 'ocrwatch_documents_total{outcome="ok"} 1.0' in body
+
+        wait_until(counted, timeout=20, what="the document counted in /metrics")
+        assert daemon.stop() == 0
 
 
 class TestArrivals:
