@@ -157,7 +157,6 @@ class TestStartupAndBasics:
             lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
             assert len(lines) == 1 and "error" in lines[0], proc.stderr
 
-
     def test_metrics_port_flag(self, folders: Folders, make_daemon: Callable[..., Daemon]) -> None:
         """``run --metrics-port N`` serves /metrics there, counting the document it read."""
         port = free_port()
