@@ -4,6 +4,7 @@ The tree::
 
     OcrwatchError                  exit 1  unexpected failure (a bug: please report it)
     ├── ConfigError                exit 3  bad setting or unsafe layout: fix config, restart
+    ├── StateFullError             exit 75 no room for the journal at start: restarted later
     ├── DependencyError            exit 4  engine, language pack or tool not installed
     ├── InputError                 exit 5  this file cannot be read: quarantined, others go on
     │   ├── EmptyFileError
@@ -45,6 +46,7 @@ __all__ = [
     "OcrwatchError",
     "OutputError",
     "PermanentEngineError",
+    "StateFullError",
     "TransientEngineError",
     "TransientOutputError",
     "UnsupportedFormatError",
@@ -62,6 +64,7 @@ class ExitCode(IntEnum):
     INPUT = 5
     ENGINE = 6
     OUTPUT = 7
+    TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: try again later (systemd restarts the service)
     INTERRUPTED = 130
 
 
@@ -92,6 +95,17 @@ class ConfigError(OcrwatchError):
 
     exit_code = ExitCode.CONFIG
     reason = "config_error"
+
+
+class StateFullError(OcrwatchError):
+    """The state folder has no room for the journal at start (disk or quota full).
+
+    Not a configuration fault: it ends by itself once space is freed, so the exit code is
+    one systemd restarts (``Restart=on-failure``), unlike 3 and 4.
+    """
+
+    exit_code = ExitCode.TEMPFAIL
+    reason = "state_full"
 
 
 class DependencyError(OcrwatchError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from e2e.conftest import Daemon, Folders, SidecarChecker, sha256, wait_until, write_doc
 from fsutil import fill_up
+from ocrwatch.exceptions import ExitCode
 
 pytestmark = pytest.mark.e2e
 
@@ -174,3 +177,37 @@ class TestFullArchive:
         ]
         assert sorted(processed) == sorted(good)
         assert not daemon.count("daemon.internal_error"), daemon.output()
+
+
+class TestFullStateDisk:
+    """The state folder (the journal) has no room when the daemon starts."""
+
+    def test_exits_for_a_restart_then_runs_once_space_returns(
+        self,
+        folders: Folders,
+        make_daemon: Callable[..., Daemon],
+        make_tmpfs: Callable[[Path, str], Path],
+    ) -> None:
+        """Exit 75 (systemd's Restart=on-failure starts it again; 3 and 4 it would not),
+        saying the disk is full; the next start after space returns reads the inbox."""
+        make_tmpfs(folders.state, "1m")
+        fill_up(folders.state)
+        daemon = make_daemon()
+        write_doc(folders.inbox / "a.png", 1)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ocrwatch", "run", *daemon.args],
+            env=daemon.env,
+            cwd=folders.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == ExitCode.TEMPFAIL == 75, proc.stderr
+        assert "disk is full" in proc.stderr, proc.stderr
+        assert (folders.inbox / "a.png").exists() and not folders.sidecars("a.png")
+
+        (folders.state / "ballast").unlink()
+        daemon.start()
+        wait_until(lambda: folders.sidecars("a.png"), timeout=60, what="the sidecar")
+        assert daemon.stop() == 0

@@ -10,6 +10,7 @@ the only place that sends ``WATCHDOG=1``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import queue
@@ -43,7 +44,7 @@ from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.tasks import settings_digest
 from ocrwatch.daemon.watch import Watcher
-from ocrwatch.exceptions import ConfigError
+from ocrwatch.exceptions import ConfigError, OcrwatchError, StateFullError
 from ocrwatch.fsutil import display
 from ocrwatch.outputs import sidecar_path
 from ocrwatch.profiles import after_success_for
@@ -64,7 +65,8 @@ def run(settings: Settings) -> int:
     """Run the daemon until SIGTERM/SIGINT; return the exit code (0 after a clean stop).
 
     Raises ConfigError (exit code 3) for an unsafe or unusable folder layout, or a journal
-    that cannot be opened or written at start.
+    that cannot be opened or written at start; StateFullError (75) when that is because its
+    disk is full.
     """
     layout = resolve_layout(settings)
     check_layout(layout)
@@ -75,7 +77,7 @@ def run(settings: Settings) -> int:
         instance = journal.instance_id()
     except sqlite3.Error as exc:
         journal.close()
-        raise ConfigError(f"cannot write the journal in {layout.state_dir} ({exc})") from exc
+        raise _journal_error(f"cannot write the journal in {layout.state_dir}", exc) from exc
     metrics = Metrics() if settings.metrics_port else None
     coordinator = Coordinator(
         settings,
@@ -118,11 +120,27 @@ def _native_pdf(settings: Settings) -> bool:
 def _open_journal(path: Path) -> Journal:
     try:
         return Journal(path)
-    except sqlite3.Error as exc:
-        raise ConfigError(
-            f"cannot open the journal {path} ({exc}); if the disk is full, free space; if it "
-            "is damaged, move it away: files already claimed are found again in the work area"
+    except (sqlite3.Error, OSError) as exc:
+        raise _journal_error(
+            f"cannot open the journal {path}",
+            exc,
+            damaged="if it is damaged, move it away: "
+            "files already claimed are found again in the work area",
         ) from exc
+
+
+def _journal_error(what: str, exc: Exception, *, damaged: str = "") -> OcrwatchError:
+    """StateFullError when the state disk is full (it passes), else ConfigError."""
+    full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or getattr(exc, "errno", None) in (
+        errno.ENOSPC,
+        errno.EDQUOT,
+    )
+    if full:
+        return StateFullError(
+            f"{what} ({exc}): the disk is full; free space "
+            "(systemd starts the daemon again by itself)"
+        )
+    return ConfigError(f"{what} ({exc}){'; ' + damaged if damaged else ''}")
 
 
 @dataclass(slots=True)
