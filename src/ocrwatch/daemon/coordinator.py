@@ -361,7 +361,7 @@ class Coordinator:
 
     def _workers(self) -> None:
         """Journal the workers seen (for status) and refresh the metrics' gauges."""
-        seen = getattr(self.executor, "workers", {})
+        seen = self.executor.workers
         for name, at in seen.items():
             self.journal.worker_seen(name, at)
         if self.metrics is not None:

@@ -8,6 +8,7 @@ hand back unrun as ``REQUEUED``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from ocrwatch.daemon.messages import Result, Task
@@ -32,6 +33,10 @@ class Executor(Protocol):
     @property
     def in_flight(self) -> tuple[Task, ...]:
         """Return the tasks submitted and not answered yet."""
+
+    @property
+    def workers(self) -> Mapping[str, float]:
+        """Return the remote workers seen, "host:pid" -> last heartbeat (wall time); {} if local."""
 
     def submit(self, task: Task) -> None:
         """Hand ``task`` over (RuntimeError when there is no capacity)."""

@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -187,6 +188,11 @@ class LocalExecutor:
     def in_flight(self) -> tuple[Task, ...]:
         """Return the tasks sent and not answered yet."""
         return tuple(t for s in self._slots for t in s.tasks)
+
+    @property
+    def workers(self) -> Mapping[str, float]:
+        """Return {}: the pool's processes are this host's, not remote workers."""
+        return {}
 
     def _limit(self, task: Task) -> float:
         return self.probe_timeout if isinstance(task, ProbeTask) else self.timeout

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,8 @@ class CeleryExecutor:
         self._down_until = 0.0
         self._down_logged = False
         #: "host:pid" -> last heartbeat (wall time) of every worker seen.
-        self.workers: dict[str, float] = {}
+        self._workers: dict[str, float] = {}
+        self._broker_client: Any = None  # redis-py, made by the first queue check
 
     # --- the contract ------------------------------------------------------------------------
     def start(self) -> None:
@@ -135,10 +137,18 @@ class CeleryExecutor:
             self._revoke(tid)
         return bool(ids) or self._probes.cancel(job_id)
 
+    @property
+    def workers(self) -> Mapping[str, float]:
+        """Return every worker seen, "host:pid" -> last heartbeat (wall time)."""
+        return self._workers
+
     def close(self) -> None:
         """Stop the probe pool; recognitions in flight finish on their workers, dropped."""
         self._probes.close()
         self._sent.clear()
+        if self._broker_client is not None:
+            self._broker_client.close()
+            self._broker_client = None
 
     # --- answers and heartbeats ------------------------------------------------------------
     def _poll(self, now: float) -> list[Result]:
@@ -182,7 +192,7 @@ class CeleryExecutor:
                 sent.beat_at = time.monotonic()
                 sent.beat = beat
             if isinstance(info, dict) and "host" in info and beat is not None:
-                self.workers[f"{info['host']}:{info.get('pid')}"] = float(beat)
+                self._workers[f"{info['host']}:{info.get('pid')}"] = float(beat)
             return None
         if status == "SUCCESS":
             del self._sent[tid]
@@ -230,14 +240,12 @@ class CeleryExecutor:
         url = self.conf.broker_url.get_secret_value()
         if not url.startswith(("redis://", "rediss://", "unix://")):
             return None
-        import redis
+        if self._broker_client is None:
+            import redis
 
-        client = redis.Redis.from_url(url)
-        try:
-            queued: list[bytes] = client.lrange(self.conf.queue, 0, -1)  # type: ignore[assignment]
-            return {json.loads(raw)["headers"]["id"] for raw in queued}
-        finally:
-            client.close()
+            self._broker_client = redis.Redis.from_url(url)  # its pool keeps the connection
+        queued: list[bytes] = self._broker_client.lrange(self.conf.queue, 0, -1)
+        return {json.loads(raw)["headers"]["id"] for raw in queued}
 
     def _held_by_workers(self) -> set[str]:
         """Return the ids of the tasks live workers hold (reserved or running)."""
