@@ -110,6 +110,22 @@ class Folders:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def spawn(
+    args: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m ocrwatch ARGS`` in its own process group (like a systemd unit or
+    another host), stdout and stderr appended to ``log``."""
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ocrwatch", *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class Daemon:
     """One ``ocrwatch run`` subprocess; stdout/stderr go to files."""
@@ -126,15 +142,8 @@ class Daemon:
         self.runs += 1
         out = self.folders.root / f"{self.name}-{self.runs}.log"
         self.logs.append(out)
-        with open(out, "wb") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ocrwatch", "run", *self.args],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.folders.root,
-                start_new_session=True,  # its own process group, like a systemd cgroup
-            )
+        out.unlink(missing_ok=True)
+        self.proc = spawn(["run", *self.args], env=self.env, log=out, cwd=self.folders.root)
         wait_until(
             lambda: self.event_seen("daemon.ready") or self.proc.poll() is not None,  # type: ignore[union-attr]
             timeout=60,

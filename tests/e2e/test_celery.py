@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from e2e.conftest import Daemon, Folders, base_env, sha256, wait_until, write_doc
+from e2e.conftest import Daemon, Folders, base_env, sha256, spawn, wait_until, write_doc
 from imaging import render_lines, save
 from redisserver import RedisServer, free_port
 
@@ -40,14 +39,7 @@ class Worker:
     pids: set[int] = field(default_factory=set)
 
     def start(self) -> Worker:
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ocrwatch", "worker", "--concurrency", "1"],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
+        self.proc = spawn(["worker", "--concurrency", "1"], env=self.env, log=self.log)
         wait_until(
             lambda: "ready." in self.log.read_text(errors="replace"), timeout=60, what="worker"
         )

@@ -203,7 +203,7 @@ class TestFullStateDisk:
             timeout=60,
             check=False,
         )
-        assert proc.returncode == ExitCode.TEMPFAIL == 75, proc.stderr
+        assert proc.returncode == int(ExitCode.TEMPFAIL) == 75, proc.stderr
         assert "disk is full" in proc.stderr, proc.stderr
         assert (folders.inbox / "a.png").exists() and not folders.sidecars("a.png")
 
