@@ -89,6 +89,24 @@ def test_unwritable_place_still_returns_the_data(tmp_path: Path) -> None:
     assert build.builds == 2
 
 
+def test_no_home_means_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No HOME and no account entry (an arbitrary uid in a container): built, not cached."""
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert wordcache.cache_dir({}) is None
+    monkeypatch.delenv("CACHE_DIRECTORY", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    build = Builder([4])
+    got = wordcache.load_or_build(
+        "words", packages=(), key=(), build=build, dump=lambda v: b"", load=lambda b: None
+    )
+    assert got == [4] and build.builds == 1
+
+
 def test_cache_dir_order() -> None:
     """systemd's CACHE_DIRECTORY first, then XDG_CACHE_HOME, then ~/.cache."""
     assert wordcache.cache_dir({"CACHE_DIRECTORY": "/var/cache/ocrwatch", "HOME": "/h"}) == Path(

@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypeVar
@@ -35,15 +35,21 @@ _STALE = re.compile(r"-[0-9a-f]{16}\.bin")  # another digest of the same name
 log = structlog.get_logger("ocrwatch.wordcache")
 
 
-def cache_dir(environ: dict[str, str] | None = None) -> Path:
-    """Return the folder cached word data goes in (not created here)."""
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Return the folder cached word data goes in (not created here); None when there is
+    none (no ``HOME`` and no account entry, as for an arbitrary uid in a container)."""
     env = os.environ if environ is None else environ
     systemd = env.get("CACHE_DIRECTORY", "").split(":")[0]
     if systemd:
         return Path(systemd)
     xdg = env.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg else Path(env.get("HOME") or Path.home()) / ".cache"
-    return base / "ocrwatch"
+    if xdg:
+        return Path(xdg) / "ocrwatch"
+    try:
+        home = Path(env.get("HOME") or Path.home())
+    except RuntimeError:  # Path.home(): "Could not determine home directory."
+        return None
+    return home / ".cache" / "ocrwatch"
 
 
 def _digest(packages: Sequence[str], key: Sequence[str]) -> str:
@@ -81,6 +87,8 @@ def load_or_build(
     file name's digest), ``key`` anything else it depends on.
     """
     folder = cache_dir() if folder is None else folder
+    if folder is None:
+        return build()
     path = folder / f"{name}-{_digest(packages, key)}.bin"
     if _private(folder):
         try:
