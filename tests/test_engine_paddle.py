@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -188,3 +190,19 @@ class TestTunedRecognizer:
         )
         with pytest.raises(DependencyError, match=r"nope\.onnx"):
             PaddleEngine.from_settings(settings)
+
+
+def test_rapidocr_model_table_parsed_once() -> None:
+    """Importing rapidocr through the engine parses its model table once (start-up time),
+    and OmegaConf.load is itself again afterwards (rapidocr mutates later configs)."""
+    code = (
+        "from ocrwatch.engines.paddle import _detector_class\n"
+        "_detector_class()\n"
+        "from omegaconf import OmegaConf\n"
+        "import rapidocr.utils.model_resolver as resolver\n"
+        "import rapidocr.inference_engine.base as base\n"
+        "assert resolver._MODEL_CONFIG is base.InferSession.model_info\n"
+        "assert OmegaConf.load.__qualname__ == 'OmegaConf.load', OmegaConf.load\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr

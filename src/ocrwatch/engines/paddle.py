@@ -157,6 +157,9 @@ def _tuned_model(cfg: PaddleSettings) -> Path | None:
     return TUNED_REC_MODEL if TUNED_REC_MODEL.is_file() else None
 
 
+_import_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def _yaml_read_once() -> Iterator[None]:
     """While rapidocr is imported, give the same parsed config to every load of one file.
@@ -193,7 +196,7 @@ def _detector_class() -> type[Any]:
     the original size) are never read: skipped unless its angle classifier needs them.
     """
     try:
-        with _yaml_read_once():
+        with _import_lock, _yaml_read_once():  # the shim is process-wide while it lasts
             from rapidocr import RapidOCR
     except ImportError as exc:
         raise DependencyError(
