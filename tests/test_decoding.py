@@ -120,10 +120,11 @@ class TestBeamSearch:
         assert decoding.beam_search(after_new, CLASSES, eng, unigram) == "new work"
 
     def test_pairs_are_english_only(self, eng: decoding.Lexicon) -> None:
-        """English has a bigram model; French and Spanish are scored word by word."""
+        """English has a bigram model; French, Spanish and mixed English-Spanish pages are
+        scored word by word (English pairs would favour English readings there)."""
         assert eng.has_pairs and eng.log_pair("New", "York") is not None
-        for code in ("fra", "spa"):
-            other = decoding.lexicon_for([code])
+        for codes in (["fra"], ["spa"], ["eng", "spa"]):
+            other = decoding.lexicon_for(codes)
             assert other is not None and not other.has_pairs
 
     def test_repeated_letters(self, eng: decoding.Lexicon) -> None:

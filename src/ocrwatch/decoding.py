@@ -4,7 +4,9 @@ The beam search is a CTC prefix beam search whose hypotheses are scored, word by
 the word frequencies wordfreq ships in its wheel (a unigram language model per language):
 a finished word adds ``alpha * ln(frequency) + beta``, an unknown one ``alpha * ln(oov) +
 beta``, and a word being written that no lexicon word starts with pays the unknown-word cost
-at once, so such beams fall behind early. Numbers and punctuation are scored by the image
+at once, so such beams fall behind early. English pages use a bigram model instead where it
+knows the pair: ``ln P(word | previous word)`` from wordsegment's pair counts, else the
+word's frequency times a backoff factor. Numbers and punctuation are scored by the image
 alone. The image still decides: a word the recognizer is sure of survives even when the
 lexicon does not know it.
 """
@@ -91,11 +93,6 @@ class Lexicon:
         self._sorted = sorted(logs)
         self._pairs = pairs or {}
 
-    @classmethod
-    def from_frequencies(cls, frequencies: dict[str, float]) -> Lexicon:
-        """Return a lexicon of ``frequencies`` (fractions of all words), without pairs."""
-        return cls({w: math.log(f) for w, f in frequencies.items() if f > 0})
-
     def __len__(self) -> int:
         return len(self._log)
 
@@ -120,6 +117,8 @@ class Lexicon:
 
 
 _lock = threading.Lock()
+#: Part of the cached lexicons' names: change it whenever _build_lexicon changes.
+_LEXICON_BUILD = "2"
 
 
 @cache
@@ -127,7 +126,7 @@ def _lexicon(codes: tuple[str, ...]) -> Lexicon:
     logs, pairs = load_or_build(
         f"lexicon-{'-'.join(codes)}",
         packages=("wordfreq", "wordsegment"),
-        key=codes,
+        key=(_LEXICON_BUILD, *codes),
         build=lambda: _build_lexicon(codes),
         dump=marshal.dumps,
         load=marshal.loads,
@@ -147,7 +146,8 @@ def _build_lexicon(codes: tuple[str, ...]) -> tuple[dict[str, float], dict[str, 
                 if word.isalpha() and freq > merged.get(word, 0.0):
                     merged[word] = freq
     logs = {w: math.log(merged[w]) for w in sorted(merged) if merged[w] > 0}  # sorts fast later
-    return logs, _english_pairs() if "eng" in codes else {}
+    # Pairs only for English pages: on an eng+spa page they would favour English readings.
+    return logs, _english_pairs() if codes == ("eng",) else {}
 
 
 def _english_pairs() -> dict[str, float]:
