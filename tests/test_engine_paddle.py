@@ -178,6 +178,9 @@ class TestTunedRecognizer:
             assert Levenshtein.distance(page.text.strip(), "the cat sat") <= 3
             with pytest.raises(DependencyError, match=r"broken\.onnx"):
                 engine.recognize(image, languages=["fra"], mode=Mode.HANDWRITTEN)
+            assert engine.check(["eng"]) == []
+            (problem,) = engine.check(["fra"])  # what `ocrwatch check --lang fra` prints
+            assert "broken.onnx" in problem
         finally:
             engine.close()
 

@@ -418,6 +418,17 @@ class PaddleEngine(Engine):
             if score > scores[k]:
                 txts[k], scores[k] = txt, score
 
+    def check(self, languages: Sequence[str]) -> list[str]:
+        """Also load the tuned recognizer when pages in ``languages`` will use it, so that a
+        broken file shows at start (``ocrwatch check --lang fra``) rather than on a page."""
+        problems = super().check(languages)
+        if not problems and self._uses_tuned(languages):
+            try:
+                self._text_rec(languages)
+            except DependencyError as exc:
+                problems.append(f"{self.name}: {exc}")
+        return problems
+
     def _uses_tuned(self, languages: Sequence[str]) -> bool:
         tuned = self._tuned_languages
         return self._tuned is not None and bool(languages) and set(languages) <= tuned
