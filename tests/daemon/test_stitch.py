@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from ocrwatch.config import Mode, load_settings
@@ -58,14 +59,24 @@ class TestStitcher:
     """Ranges answered in any order give one document, written once, pages in order."""
 
     def test_stitched_in_page_order(self, tmp_path: Path) -> None:
-        """The coordinator writes the outputs when the last range arrives."""
+        """The outputs are written, off the caller's thread, once the last range arrives."""
         stitcher = Stitcher(load_settings(overrides={}))
         stitcher.expect("job", 2)
         second = Result(task(tmp_path, (3, 4)), part(3, 4, "b"), seconds=1.0)
         first = Result(task(tmp_path, (1, 2)), part(1, 2, "a"), seconds=1.0)
         assert stitcher.add(second) is None
-        whole = stitcher.add(first)
-        assert whole is not None and isinstance(whole.outcome, Written)
+        assert not stitcher.busy
+        assert stitcher.add(first) is None  # complete: being written in the background
+        assert stitcher.busy
+        deadline = time.monotonic() + 30
+        done: list[Result] = []
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.01)
+            done = stitcher.finished()
+        (whole,) = done
+        stitcher.close()
+        assert stitcher.finished() == [] and not stitcher.busy
+        assert isinstance(whole.outcome, Written)
         assert whole.task.pages is None and whole.seconds == 2.0
         text = Path(whole.outcome.txt).read_text()
         assert text == "page 1\fpage 2\fpage 3\fpage 4\n"
@@ -82,6 +93,17 @@ class TestStitcher:
         answer = stitcher.add(Result(task(tmp_path, (1, 2)), failure))
         assert answer is not None and answer.failure == failure and answer.task.pages is None
         assert stitcher.add(Result(task(tmp_path, (3, 4)), part(3, 4, "b"))) is None
+        assert not stitcher.busy and stitcher.finished() == []
+        stitcher.close()
+
+    def test_close_waits_for_a_write(self, tmp_path: Path) -> None:
+        """A daemon that stops while a stitched document is being written lets it finish."""
+        stitcher = Stitcher(load_settings(overrides={}))
+        stitcher.expect("job", 1)
+        stitcher.add(Result(task(tmp_path, (1, 2)), part(1, 2, "a"), seconds=1.0))
+        stitcher.close()
+        (whole,) = stitcher.finished()
+        assert isinstance(whole.outcome, Written) and Path(whole.outcome.txt).exists()
 
 
 class TestPathMap:

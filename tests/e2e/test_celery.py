@@ -198,6 +198,32 @@ class TestCluster:
         assert status["workers"], status
         assert c.coordinator.stop() == 0
 
+    def test_long_pdf_in_ranges(self, cluster: Callable[..., Cluster]) -> None:
+        """A 5-page PDF with pages_per_task 2 goes out as three ranges to two workers and
+        comes back as one document: pages in order in the sidecar and in the searchable PDF
+        the coordinator writes (in the background), each range's worker in the manifest."""
+        c = cluster(celery__pages_per_task=2, outputs="txt,json,pdf")
+        c.coordinator.start()
+        c.worker(), c.worker()
+        pages = [render_lines([f"Page {n} of five"], size=36).convert("RGB") for n in range(5)]
+        pdf = c.folders.root / "long.pdf"
+        pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=150.0)
+        digest = sha256(pdf)
+        os.replace(pdf, c.folders.inbox / "long.pdf")
+        wait_until(lambda: "long.pdf" in c.processed(), timeout=120, what="the long PDF")
+        (sidecar,) = c.folders.sidecars("long.pdf")
+        texts = sidecar.read_text().split("\f")
+        assert [t.strip() for t in texts] == [f"Page {n} of five" for n in range(5)], texts
+        manifest = json.loads(sidecar.with_suffix(".json").read_text())
+        assert manifest["pages"] == 5 and len(manifest["pages_processed_by"]) == 3, manifest
+        searchable = sidecar.with_suffix(".pdf")
+        info = subprocess.run(["pdftotext", str(searchable), "-"], capture_output=True, text=True)
+        assert [t.strip() for t in info.stdout.split("\f") if t.strip()] == [
+            f"Page {n} of five" for n in range(5)
+        ], info.stdout
+        assert sha256(c.folders.archive / "long.pdf") == digest
+        assert c.coordinator.stop() == 0
+
     def test_duplicate_delivery(self, cluster: Callable[..., Cluster]) -> None:
         """Every task the broker holds is delivered twice: still one sidecar and one log
         line per file (the duplicate answers are dropped, the outputs replaced in place)."""

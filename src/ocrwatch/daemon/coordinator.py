@@ -231,6 +231,7 @@ class Coordinator:
         finally:
             self.watcher.stop()
             self.executor.close()
+            self.stitcher.close()  # a write still running ends first; its job stays claimed
             self.journal.close()
             for signum, handler in old_handlers.items():
                 signal.signal(signum, handler)
@@ -325,7 +326,13 @@ class Coordinator:
             for result in self.executor.collect(_TICK):
                 with self._guard("result"):
                     self._handle(result)
+            self._stitched()
             self._tick(timers)
+
+    def _stitched(self) -> None:
+        for result in self.stitcher.finished():
+            with self._guard("result"):
+                self._finish(result)
 
     def _intake(self, timers: _Timers) -> None:
         self._drain_events()
@@ -404,7 +411,7 @@ class Coordinator:
             timeout=self.settings.stop_timeout,
         )
         extended = 0.0
-        while self.executor.in_flight and time.monotonic() < deadline:
+        while (self.executor.in_flight or self.stitcher.busy) and time.monotonic() < deadline:
             now = time.monotonic()
             if now >= extended:
                 with contextlib.suppress(ValueError):
@@ -415,6 +422,7 @@ class Coordinator:
             for result in self.executor.collect(_TICK):
                 with self._guard("result"):
                     self._handle(result, stopping=True)
+            self._stitched()
         left = [display(t.relpath) for t in self.executor.in_flight]
         if left:
             log.warning("daemon.stop_timeout", left_claimed=left, detail="resumed at next start")
@@ -544,8 +552,13 @@ class Coordinator:
                 self.executor.cancel(task.job_id)  # its other ranges: the job is redone whole
             stitched = self.stitcher.add(result)
             if stitched is None:
-                return
-            result, failure, task = stitched, stitched.failure, stitched.task
+                return  # more ranges to come, or the whole is being written
+            result = stitched
+        self._finish(result)
+
+    def _finish(self, result: Result) -> None:
+        """Close a recognition: its outputs written (or not) and the original to move."""
+        failure, task = result.failure, result.task
         self._seen(result)
         job = self.journal.get(task.job_id)
         if job is None or job.state not in (State.CLAIMED, State.RETRY):

@@ -2,12 +2,15 @@
 
 One 300-page PDF must not hold one worker for ten minutes: the coordinator sends its
 pages in ranges of ``celery.pages_per_task``, collects each range's :class:`PagesRead`,
-and once all are in writes the outputs itself (the same atomic writer the workers use).
-The first failed range fails the job; its other ranges are cancelled.
+and once all are in writes the outputs itself (the same atomic writer the workers use), on
+a thread of its own: a searchable PDF of hundreds of pages takes long enough to hold up the
+coordinator's loop (and its systemd watchdog). The first failed range fails the job; its
+other ranges are cancelled.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,12 +47,33 @@ class _Parts:
 
 
 class Stitcher:
-    """Collects the ranges of split jobs; answers with one Result per job."""
+    """Collects the ranges of split jobs; answers with one Result per job.
+
+    A failed range answers at once (from :meth:`add`); a complete job is written in the
+    background and answers from :meth:`finished`. Call :meth:`close` when done.
+    """
 
     def __init__(self, settings: Settings) -> None:
         """Write stitched outputs per ``settings``."""
         self.settings = settings
         self._jobs: dict[str, _Parts] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocrwatch-stitch")
+        self._writing: list[tuple[Future[Written | Failure], RecognizeTask, float]] = []
+
+    @property
+    def busy(self) -> bool:
+        """Whether a written job has not been taken from :meth:`finished` yet."""
+        return bool(self._writing)
+
+    def finished(self) -> list[Result]:
+        """Return the Results of the jobs whose outputs are written (or failed to be)."""
+        done = [w for w in self._writing if w[0].done()]
+        self._writing = [w for w in self._writing if not w[0].done()]
+        return [Result(task, future.result(), seconds=seconds) for future, task, seconds in done]
+
+    def close(self) -> None:
+        """Wait for the writes in progress, then stop the writer thread."""
+        self._writer.shutdown(wait=True)
 
     def expect(self, job_id: str, parts: int) -> None:
         """Start collecting ``parts`` ranges of ``job_id``."""
@@ -63,7 +87,10 @@ class Stitcher:
         self._jobs.pop(job_id, None)
 
     def add(self, result: Result) -> Result | None:
-        """Take one range's answer; return the job's Result when it is complete or failed."""
+        """Take one range's answer; return the job's Result when a range failed.
+
+        A complete job is written in the background: its Result comes from :meth:`finished`.
+        """
         task = result.task
         assert isinstance(task, RecognizeTask) and task.pages is not None
         parts = self._jobs.get(task.job_id)
@@ -78,16 +105,19 @@ class Stitcher:
             return None
         self.drop(task.job_id)
         whole = replace(task, pages=None)
+        ranges = [parts.got[k] for k in sorted(parts.got)]
+        future = self._writer.submit(self._write, whole, ranges)
+        self._writing.append((future, whole, parts.seconds))
+        return None
+
+    def _write(self, task: RecognizeTask, ranges: list[PagesRead]) -> Written | Failure:
         try:
-            outcome: Written | Failure = self._write(
-                whole, [parts.got[k] for k in sorted(parts.got)]
-            )
+            return self._write_outputs(task, ranges)
         except OutputError as exc:
             category, reason = classify(exc)
-            outcome = Failure(category, reason, exc.message)
-        return Result(whole, outcome, seconds=parts.seconds)
+            return Failure(category, reason, exc.message)
 
-    def _write(self, task: RecognizeTask, ranges: list[PagesRead]) -> Written:
+    def _write_outputs(self, task: RecognizeTask, ranges: list[PagesRead]) -> Written:
         from ocrwatch import outputs
 
         first = ranges[0]
