@@ -18,6 +18,7 @@ import hashlib
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,20 +195,29 @@ def read_marker(marker: Path) -> str:
         return ""
 
 
+#: Seconds a look at a share may take before it counts as away (a hard NFS mount that hangs).
+LOOK_TIMEOUT = 10.0
+
+
 class Volume:
     """Says whether a folder is still the volume it was at start.
 
     Proof is a marker file holding a random id (a remounted share keeps it; a bare mount
     point or a new empty folder does not). Where the marker cannot be written at start (a
-    full disk), the folder's device and inode stand in for it.
+    full disk), the folder's device and inode stand in for it. Each look runs on a daemon
+    thread: one that has not come back within ``timeout`` (a hard NFS mount that hangs)
+    makes the share away, and no new look starts until it returns, so the caller's loop
+    (and its watchdog) keeps turning.
     """
 
-    def __init__(self, folder: Path, marker: Path) -> None:
+    def __init__(self, folder: Path, marker: Path, *, timeout: float = LOOK_TIMEOUT) -> None:
         """Watch ``folder`` through ``marker`` (set up by :meth:`claim` at start)."""
         self.folder = folder
         self.marker = marker
         self.volume_id = ""
+        self.timeout = timeout
         self._identity: tuple[int, int] | None = None
+        self._hung: threading.Thread | None = None
 
     def claim(self) -> str:
         """Read the marker, creating it if missing (at start the operator decided); return the id.
@@ -234,6 +244,29 @@ class Volume:
 
     def available(self) -> bool:
         """Return True when the folder is still the volume it was at start."""
+        if self._hung is not None:
+            if self._hung.is_alive():
+                return False  # the last look is still stuck in the kernel
+            self._hung = None
+            log.warning("volume.answering", folder=fsutil.display(self.folder))
+        answer: list[bool] = []
+        look = threading.Thread(
+            target=lambda: answer.append(self._look()), name="ocrwatch-volume", daemon=True
+        )
+        look.start()
+        look.join(self.timeout)
+        if look.is_alive():
+            self._hung = look
+            log.error(
+                "volume.hung",
+                folder=fsutil.display(self.folder),
+                timeout=self.timeout,
+                detail="a look at the share has not come back (a hard mount that hangs?)",
+            )
+            return False
+        return bool(answer and answer[0])
+
+    def _look(self) -> bool:
         if self.volume_id:
             return read_marker(self.marker) == self.volume_id
         try:
