@@ -115,20 +115,26 @@ class TestReread:
     """``paddle.reread_below``: doubtful pieces are read again with a looser frame."""
 
     def test_keeps_the_more_confident_reading(self, engine: PaddleEngine) -> None:
-        """With every piece re-read, no line is less confident than with one reading, the
-        layout is the same, and at least one handwritten line gains."""
-        settings = load_settings(overrides={"paddle": {"reread_below": 1.0}}, environ={})
-        rereader = PaddleEngine.from_settings(settings)
+        """English pages are re-read by default: no line is less confident than with one
+        reading, the layout is the same, and at least one handwritten line gains. French
+        pages (not in reread_languages) are read once."""
+        settings = load_settings(overrides={"paddle": {"reread_below": 0.0}}, environ={})
+        reader = PaddleEngine.from_settings(settings)
         try:
             image = render_lines(ENGLISH, size=34, font_path=HANDWRITING)
-            once = engine.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
-            twice = rereader.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            once = reader.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            twice = engine.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            french = [
+                r.recognize(image, languages=["fra"], mode=Mode.HANDWRITTEN)
+                for r in (reader, engine)
+            ]
         finally:
-            rereader.close()
+            reader.close()
         assert [ln.box for ln in twice.lines] == [ln.box for ln in once.lines]
         pairs = list(zip(once.lines, twice.lines, strict=True))
         assert all(b.confidence >= a.confidence - 1e-6 for a, b in pairs)
         assert any(b.confidence > a.confidence for a, b in pairs)
+        assert french[0].lines == french[1].lines
 
 
 class TestTunedRecognizer:

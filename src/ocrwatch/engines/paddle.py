@@ -254,6 +254,7 @@ class PaddleEngine(Engine):
         )
         self._ocr: Any = ocr
         self._reread_below = cfg.reread_below
+        self._reread_languages = frozenset(cfg.reread_languages)
         self._decoder = cfg.decoder
         self._beam = decoding.BeamSettings(
             beam=cfg.beam_width,
@@ -368,7 +369,7 @@ class PaddleEngine(Engine):
                 text_rec = self._text_rec(languages)
                 if crops:
                     txts, scores = self._read(text_rec, crops, lexicon)
-                if self._reread_below > 0:
+                if self._reread_below > 0 and set(languages) <= self._reread_languages:
                     self._reread(text_rec, array, flat, boxes, index, txts, scores, lexicon)
         except DependencyError:  # the tuned recognizer would not load: not this page's fault
             raise
