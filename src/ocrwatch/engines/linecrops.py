@@ -39,7 +39,7 @@ GrayArray = npt.NDArray[np.uint8]
 #: Room kept above and below a line's core band, in core heights (ascenders, descenders).
 CORE_MARGIN = 1.0
 #: The looser frame a doubtful piece is read again with (see ``PaddleSettings.reread_below``).
-LOOSE_MARGIN = 1.6
+LOOSE_MARGIN = 2.0
 
 
 def flatten(gray: GrayArray) -> GrayArray:
