@@ -132,8 +132,8 @@ class PaddleSettings(BaseModel):
     reread_languages: list[str] = Field(
         ["eng"],
         description="Pages whose languages are all in this list get the second reading "
-        "(reread_below). English only by default: it helps French too, but copiste pages "
-        "then take 4.7 s instead of 2.7 (bench/README.md).",
+        "(reread_below). English only by default: it helps French too, but makes dense "
+        "French pages too slow (bench/README.md).",
     )
     decoder: Decoder = Field(
         Decoder.LEXICON,
