@@ -243,6 +243,20 @@ class TestUsageAndConfig:
         assert proc.returncode == 0 and proc.stdout.startswith("ocrwatch ")
 
 
+def test_quick_exit_leaves_profilers_their_report(files: dict[str, Path], tmp_path: Path) -> None:
+    """``ocr`` ends without interpreter teardown, except under a profiler (cProfile here),
+    which then still writes its report at exit."""
+    stats = tmp_path / "ocr.prof"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "ocrwatch", "ocr",
+         str(files["printed"])],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Invoice number 4711" in proc.stdout, proc.stdout
+    assert stats.stat().st_size > 0
+
+
 def test_fonts_present() -> None:
     """The fonts the tests render with are installed (scripts/setup.sh --test)."""
     assert (FONT_DIR / "DejaVuSans.ttf").exists()
