@@ -234,12 +234,19 @@ def beam_search(
             lf = lf + backoff if lp is None else lp
         return alpha * lf + settings.beta
 
+    partials: dict[str, float] = {}  # the same word starts recur in every frame's beams
+
+    def partial(word: str) -> float:
+        score = partials.get(word)
+        if score is None:
+            score = partials[word] = _partial_score(word, lexicon, oov_cost)
+        return score
+
     # prefix -> [log p ending in blank, log p ending in a character, word score so far]
     beams: dict[str, list[float]] = {"": [0.0, _NEG, 0.0]}
     blanks = np.log(np.maximum(probs[:, 0], 1e-30)).tolist()
     for cands, blank in zip(_candidates(probs, settings.prune), blanks, strict=True):
-        nxt = _step(beams, cands, blank, classes, lambda w: _partial_score(w, lexicon, oov_cost),
-                    word_score)  # fmt: skip
+        nxt = _step(beams, cands, blank, classes, partial, word_score)
         ranked = sorted(nxt.items(), key=lambda kv: _logadd(kv[1][0], kv[1][1]) + kv[1][2])
         beams = dict(ranked[-settings.beam :])
 
@@ -247,7 +254,7 @@ def beam_search(
         prefix, (pb, pnb, lm) = item
         word = _tail_word(prefix)
         if word:
-            lm += word_score(prefix) - _partial_score(word, lexicon, oov_cost)
+            lm += word_score(prefix) - partial(word)
         return _logadd(pb, pnb) + lm
 
     return max(beams.items(), key=final)[0]
