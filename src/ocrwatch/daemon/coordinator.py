@@ -10,7 +10,6 @@ the only place that sends ``WATCHDOG=1``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import queue
@@ -33,7 +32,7 @@ from ocrwatch.config import ExecutorKind, Settings
 from ocrwatch.daemon.disposition import Disposition, DocumentLine
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.intake import Intake, Rejection
-from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State
+from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State, open_journal
 from ocrwatch.daemon.layout import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.local import LocalExecutor, default_workers
 from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
@@ -44,7 +43,7 @@ from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.tasks import settings_digest
 from ocrwatch.daemon.watch import Watcher
-from ocrwatch.exceptions import ConfigError, OcrwatchError, StateFullError
+from ocrwatch.exceptions import ConfigError
 from ocrwatch.fsutil import display
 from ocrwatch.outputs import sidecar_path
 from ocrwatch.profiles import after_success_for
@@ -72,12 +71,7 @@ def run(settings: Settings) -> int:
     check_layout(layout)
     mounts = Mounts(layout)
     mounts.claim()
-    journal = _open_journal(layout.state_dir / JOURNAL_NAME)
-    try:
-        instance = journal.instance_id()
-    except sqlite3.Error as exc:
-        journal.close()
-        raise _journal_error(f"cannot write the journal in {layout.state_dir}", exc) from exc
+    journal, instance = open_journal(layout.state_dir / JOURNAL_NAME)
     metrics = Metrics() if settings.metrics_port else None
     coordinator = Coordinator(
         settings,
@@ -115,32 +109,6 @@ def _native_pdf(settings: Settings) -> bool:
     from ocrwatch.engines import engine_class
 
     return bool(engine_class(settings.engine).capabilities.native_pdf)
-
-
-def _open_journal(path: Path) -> Journal:
-    try:
-        return Journal(path)
-    except (sqlite3.Error, OSError) as exc:
-        raise _journal_error(
-            f"cannot open the journal {path}",
-            exc,
-            damaged="if it is damaged, move it away: "
-            "files already claimed are found again in the work area",
-        ) from exc
-
-
-def _journal_error(what: str, exc: Exception, *, damaged: str = "") -> OcrwatchError:
-    """StateFullError when the state disk is full (it passes), else ConfigError."""
-    full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or getattr(exc, "errno", None) in (
-        errno.ENOSPC,
-        errno.EDQUOT,
-    )
-    if full:
-        return StateFullError(
-            f"{what} ({exc}): the disk is full; free space "
-            "(systemd starts the daemon again by itself)"
-        )
-    return ConfigError(f"{what} ({exc}){'; ' + damaged if damaged else ''}")
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ reads to answer "why wasn't my scan processed?".
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import sqlite3
@@ -29,6 +30,8 @@ from typing import Any
 
 import structlog
 
+from ocrwatch.exceptions import ConfigError, OcrwatchError, StateFullError
+
 __all__ = [
     "JOURNAL_NAME",
     "TERMINAL_STATES",
@@ -38,6 +41,7 @@ __all__ = [
     "Journal",
     "State",
     "iso_time",
+    "open_journal",
 ]
 
 log = structlog.get_logger()
@@ -440,3 +444,31 @@ class Journal:
                 (State.ARCHIVED.value, State.KEPT.value, State.DELETED.value),
             ).fetchone()
         return None if row is None or row["t"] is None else float(row["t"])
+
+
+def open_journal(path: Path) -> tuple[Journal, str]:
+    """Open the daemon's journal at start; return it with the daemon's instance id.
+
+    Raises StateFullError (exit 75: systemd starts the daemon again) when the disk is full,
+    ConfigError (exit 3) for anything else: a folder that cannot be written, a damaged file.
+    """
+    try:
+        journal = Journal(path)
+    except (sqlite3.Error, OSError) as exc:
+        damaged = "if it is damaged, move it away: files already claimed are found again"
+        raise _start_error(f"cannot open the journal {path}", exc, damaged) from exc
+    try:
+        return journal, journal.instance_id()
+    except sqlite3.Error as exc:
+        journal.close()
+        raise _start_error(f"cannot write the journal in {path.parent}", exc) from exc
+
+
+def _start_error(what: str, exc: Exception, hint: str = "") -> OcrwatchError:
+    full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+    if full or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return StateFullError(
+            f"{what} ({exc}): the disk is full; free space "
+            "(systemd starts the daemon again by itself)"
+        )
+    return ConfigError(f"{what} ({exc}){'; ' + hint if hint else ''}")
