@@ -67,8 +67,10 @@ class Stitcher:
 
     def finished(self) -> list[Result]:
         """Return the Results of the jobs whose outputs are written (or failed to be)."""
-        done = [w for w in self._writing if w[0].done()]
-        self._writing = [w for w in self._writing if not w[0].done()]
+        writing, self._writing = self._writing, []
+        done: list[tuple[Future[Written | Failure], RecognizeTask, float]] = []
+        for item in writing:  # each future asked once: one finishing meanwhile stays queued
+            (done if item[0].done() else self._writing).append(item)
         return [Result(task, future.result(), seconds=seconds) for future, task, seconds in done]
 
     def close(self) -> None:
