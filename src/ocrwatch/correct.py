@@ -73,6 +73,8 @@ NEVER_SUGGEST = frozenset(
     ]
 )
 _lock = threading.Lock()
+_MAX_EDITS = 2  # the dictionary's index, and the cached copy's name, depend on both
+_PREFIX_LENGTH = 5
 
 
 @cache
@@ -81,7 +83,7 @@ def _symspell() -> Any:
 
     # prefix_length 5 instead of 7: far fewer deletes to index, so a much faster load
     # (bench/README.md, start-up); candidates are still checked against whole words.
-    sym = SymSpell(max_dictionary_edit_distance=2, prefix_length=5)
+    sym = SymSpell(max_dictionary_edit_distance=_MAX_EDITS, prefix_length=_PREFIX_LENGTH)
 
     def build() -> Any:
         path = files("symspellpy") / "frequency_dictionary_en_82_765.txt"
@@ -96,7 +98,7 @@ def _symspell() -> Any:
     return load_or_build(
         "spelling-en",
         packages=("symspellpy",),
-        key=("2", "5"),
+        key=(str(_MAX_EDITS), str(_PREFIX_LENGTH)),
         build=build,
         dump=lambda s: s.save_pickle(compressed=False, to_bytes=True),
         load=load,
@@ -116,7 +118,7 @@ def _fix(token: str) -> str:
     sym = _symspell()
     if sym.lookup(low, Verbosity.TOP, max_edit_distance=0):
         return token
-    hits = sym.lookup(low, Verbosity.CLOSEST, max_edit_distance=1 if len(low) < 6 else 2)
+    hits = sym.lookup(low, Verbosity.CLOSEST, max_edit_distance=1 if len(low) < 6 else _MAX_EDITS)
     # CLOSEST: every suggestion at the smallest distance, most frequent first.
     allowed = [str(h.term) for h in hits if str(h.term) not in NEVER_SUGGEST]
     if not allowed:

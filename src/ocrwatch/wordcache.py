@@ -1,7 +1,7 @@
 """Word data built from wheels (lexicons, the spelling dictionary), cached on disk.
 
-Building them is pure Python and takes about a second; a cached copy loads in a fraction of
-that, which is most of a one-file ``ocrwatch ocr`` start-up. Files live in
+Building them is pure Python and would be most of a one-file ``ocrwatch ocr`` start-up; a
+cached copy loads in a fraction of that time (bench/README.md). Files live in
 ``$CACHE_DIRECTORY`` (systemd's ``CacheDirectory=``), else ``$XDG_CACHE_HOME/ocrwatch`` or
 ``~/.cache/ocrwatch``, and are named by a digest of everything they were built from (package
 versions, Python's), so an upgrade builds new ones and removes the old. A folder that is not
