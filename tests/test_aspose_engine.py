@@ -8,16 +8,16 @@ import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import stamina
 import structlog
 from PIL import Image
 
+from cloud import make_settings
 from imaging import render_lines, save
 from ocrwatch import pipeline
-from ocrwatch.config import LogFormat, Mode, Settings, load_settings
+from ocrwatch.config import LogFormat, Mode, load_settings
 from ocrwatch.engines import EngineCache
 from ocrwatch.engines.aspose import (
     AsposeEngine,
@@ -50,21 +50,6 @@ def emu(local_engines: EngineCache) -> Iterator[AsposeEmulator]:
     """A fresh emulator (fresh counters and faults) sharing the module's engines."""
     with AsposeEmulator(client_secret=SECRET, engines=local_engines, retry_after=0) as e:
         yield e
-
-
-def make_settings(emu: AsposeEmulator, **aspose: Any) -> Settings:
-    """Settings that point the aspose engine at ``emu`` with quick polling."""
-    cfg: dict[str, Any] = {
-        "base_url": emu.base_url,
-        "client_id": emu.client_id,
-        "client_secret": emu.client_secret,
-        "poll_interval": 0.02,
-        "request_timeout": 10.0,
-        "task_deadline": 30.0,
-    }
-    cfg.update(aspose)
-    # mode printed: the pipeline would take auto as handwritten for a handwriting engine.
-    return load_settings(overrides={"engine": "aspose", "mode": "printed", "aspose": cfg})
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from cloud import make_settings
 from imaging import HANDWRITING, render_lines, save
 from ocrwatch import pipeline
-from ocrwatch.config import Mode, Settings, load_settings
+from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines import EngineCache
 from ocrwatch.engines.linecrops import box_pieces, flatten, split_lines
 from ocrwatch.engines.paddle import PaddleEngine
@@ -78,7 +79,7 @@ class TestSmallPrintedImages:
         local = EngineCache(load_settings())
         try:
             with AsposeEmulator(client_secret=SECRET, engines=local, retry_after=0) as emu:
-                settings = _aspose_settings(emu, mode="auto", languages=["spa"])
+                settings = make_settings(emu, mode="auto", languages=["spa"])
                 engines = EngineCache(settings)
                 try:
                     doc = pipeline.recognize_file(label_png, settings=settings, engines=engines)
@@ -88,24 +89,6 @@ class TestSmallPrintedImages:
         finally:
             local.close()
         assert doc.pages[0].mode is Mode.PRINTED
-
-
-def _aspose_settings(emu: AsposeEmulator, *, mode: str, languages: list[str]) -> Settings:
-    return load_settings(
-        overrides={
-            "engine": "aspose",
-            "mode": mode,
-            "languages": languages,
-            "aspose": {
-                "base_url": emu.base_url,
-                "client_id": emu.client_id,
-                "client_secret": emu.client_secret,
-                "poll_interval": 0.02,
-                "request_timeout": 10.0,
-                "task_deadline": 30.0,
-            },
-        }
-    )
 
 
 class TestCloudReadingUnchanged:
@@ -122,7 +105,7 @@ class TestCloudReadingUnchanged:
                 image.convert("RGB"), languages=["eng"], mode=Mode.HANDWRITTEN
             )
             with AsposeEmulator(client_secret=SECRET, engines=local, retry_after=0) as emu:
-                settings = _aspose_settings(emu, mode="handwritten", languages=["eng"])
+                settings = make_settings(emu, mode="handwritten", languages=["eng"])
                 engines = EngineCache(settings)
                 try:
                     doc = pipeline.recognize_file(path, settings=settings, engines=engines)
