@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -257,23 +258,33 @@ def make_daemon(folders: Folders) -> Iterator[Callable[..., Daemon]]:
             d.kill9()
 
 
-class SidecarChecker:
-    """A thread that reads every sidecar as soon as it appears and records any partial one."""
+class Background:
+    """A daemon thread running :meth:`_run` from ``with`` entry to exit (``_stop`` is set)."""
 
-    def __init__(self, outbox: Path) -> None:
-        self.outbox = outbox
-        self.problems: list[str] = []
-        self.checked = 0
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sidecar-checker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> SidecarChecker:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SidecarChecker(Background):
+    """A thread that reads every sidecar as soon as it appears and records any partial one."""
+
+    def __init__(self, outbox: Path) -> None:
+        super().__init__("sidecar-checker")
+        self.outbox = outbox
+        self.problems: list[str] = []
+        self.checked = 0
 
     def _run(self) -> None:
         while not self._stop.is_set():

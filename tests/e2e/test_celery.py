@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from e2e.conftest import Daemon, Folders, base_env, sha256, spawn, wait_until, write_doc
+from e2e.conftest import Background, Daemon, Folders, base_env, sha256, spawn, wait_until, write_doc
 from imaging import render_lines, save
 from redisserver import RedisServer, free_port
 
@@ -113,24 +112,15 @@ def cluster(
                 w.kill9()
 
 
-class Duplicator:
+class Duplicator(Background):
     """A thread that pushes a second copy of every message it sees in the queue."""
 
     def __init__(self, client: redis.Redis, queue: str = "ocrwatch") -> None:
+        super().__init__("duplicator")
         self.client = client
         self.queue = queue
         self.seen: set[str] = set()
         self.recognize = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="duplicator", daemon=True)
-
-    def __enter__(self) -> Duplicator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
