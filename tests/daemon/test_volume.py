@@ -51,3 +51,23 @@ def test_bare_mount_point_is_away(tmp_path: Path) -> None:
     volume.claim()
     (folder / ".volume").unlink()
     assert not volume.available()
+
+
+def test_looks_share_one_thread(tmp_path: Path) -> None:
+    """Every look of a volume runs on the same thread: the daemon's loop looks at both
+    shares several times a second, for years."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    volume = Volume(folder, folder / ".volume")
+    volume.claim()
+
+    def lookers() -> set[int]:
+        alive = threading.enumerate()
+        return {t.ident or 0 for t in alive if t.name == "ocrwatch-volume"}
+
+    before = lookers()
+    assert all(volume.available() for _ in range(50))
+    new = lookers() - before
+    assert len(new) == 1
+    assert all(volume.available() for _ in range(50))
+    assert lookers() - before == new

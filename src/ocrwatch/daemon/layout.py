@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import secrets
 import tempfile
 import threading
@@ -204,10 +205,10 @@ class Volume:
 
     Proof is a marker file holding a random id (a remounted share keeps it; a bare mount
     point or a new empty folder does not). Where the marker cannot be written at start (a
-    full disk), the folder's device and inode stand in for it. Each look runs on a daemon
-    thread: one that has not come back within ``timeout`` (a hard NFS mount that hangs)
-    makes the share away, and no new look starts until it returns, so the caller's loop
-    (and its watchdog) keeps turning.
+    full disk), the folder's device and inode stand in for it. Looks run on one daemon
+    thread of the volume's own: a look that has not come back within ``timeout`` (a hard
+    NFS mount that hangs) makes the share away, and no new look starts until it returns,
+    so the caller's loop (and its watchdog) keeps turning.
     """
 
     def __init__(self, folder: Path, marker: Path, *, timeout: float = LOOK_TIMEOUT) -> None:
@@ -217,7 +218,9 @@ class Volume:
         self.volume_id = ""
         self.timeout = timeout
         self._identity: tuple[int, int] | None = None
-        self._hung: threading.Thread | None = None
+        self._requests: queue.SimpleQueue[queue.SimpleQueue[bool]] = queue.SimpleQueue()
+        self._looker: threading.Thread | None = None
+        self._hung: queue.SimpleQueue[bool] | None = None  # the answer still awaited
 
     def claim(self) -> str:
         """Read the marker, creating it if missing (at start the operator decided); return the id.
@@ -245,18 +248,19 @@ class Volume:
     def available(self) -> bool:
         """Return True when the folder is still the volume it was at start."""
         if self._hung is not None:
-            if self._hung.is_alive():
+            if self._hung.empty():
                 return False  # the last look is still stuck in the kernel
             self._hung = None
             log.warning("volume.answering", folder=fsutil.display(self.folder))
-        answer: list[bool] = []
-        look = threading.Thread(
-            target=lambda: answer.append(self._look()), name="ocrwatch-volume", daemon=True
-        )
-        look.start()
-        look.join(self.timeout)
-        if look.is_alive():
-            self._hung = look
+        if self._looker is None:
+            self._looker = threading.Thread(target=self._serve, name="ocrwatch-volume", daemon=True)
+            self._looker.start()
+        answer: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._requests.put(answer)
+        try:
+            return answer.get(timeout=self.timeout)
+        except queue.Empty:
+            self._hung = answer
             log.error(
                 "volume.hung",
                 folder=fsutil.display(self.folder),
@@ -264,7 +268,10 @@ class Volume:
                 detail="a look at the share has not come back (a hard mount that hangs?)",
             )
             return False
-        return bool(answer and answer[0])
+
+    def _serve(self) -> None:
+        while True:
+            self._requests.get().put(self._look())
 
     def _look(self) -> bool:
         if self.volume_id:
