@@ -13,6 +13,7 @@ from imaging import HANDWRITING, render_lines
 from ocrwatch import decoding
 from ocrwatch.config import load_settings
 from ocrwatch.engines.paddle import PaddleEngine
+from ocrwatch.sections import PaddleSettings
 
 CLASSES = ["blank", *"abcdefghijklmnopqrstuvwxyzOCR0123456789,.'", " "]
 _INDEX = {c: i for i, c in enumerate(CLASSES)}
@@ -130,6 +131,48 @@ class TestBeamSearch:
     def test_repeated_letters(self, eng: decoding.Lexicon) -> None:
         """Double letters separated by a blank survive ('letter')."""
         assert decoding.beam_search(matrix(spell("letter")), CLASSES, eng) == "letter"
+
+
+class TestLikelier:
+    """Of two readings of one piece, the language model helps pick the likelier."""
+
+    def test_text_score(self, eng: decoding.Lexicon) -> None:
+        """Known words outscore unknown ones; a known pair outscores the same words without
+        pairs; text without words scores 0; the unknown-word floor bounds every word."""
+        assert decoding.text_score("the house", eng) > decoding.text_score("tbe hcuse", eng)
+        floor = np.log(decoding.BeamSettings().oov)
+        assert decoding.text_score("zqxv qqzx", eng) == pytest.approx(floor)
+        assert decoding.text_score("1914, 2.5 -", eng) == 0.0
+        unigram = decoding.BeamSettings(pairs=False)
+        york = decoding.text_score("new york", eng)
+        assert york > decoding.text_score("new york", eng, unigram)
+        assert york > decoding.text_score("new yolk", eng)
+
+    def test_words_win_over_a_little_confidence(self, eng: decoding.Lexicon) -> None:
+        """'nat' read a little more confidently than 'not' loses with the default weight;
+        with weight 0, or without a lexicon, the confidence alone decides."""
+        weight = PaddleSettings().reread_lm_weight
+        nat, not_ = ("it is nat here", 0.91), ("it is not here", 0.88)
+        assert decoding.likelier(nat, not_, eng, weight=weight) == not_
+        assert decoding.likelier(not_, nat, eng, weight=weight) == not_
+        assert decoding.likelier(nat, not_, eng, weight=0.0) == nat
+        assert decoding.likelier(nat, not_, None, weight=weight) == nat
+
+    def test_only_variants_are_weighed(self, eng: decoding.Lexicon) -> None:
+        """A reading of one letter is no variant of the line's reading: its one common word
+        does not beat the line, however much the words weigh (IAM n02-028 lost lines so)."""
+        line, letter = ("he declared Sir Johns abominallefreatment", 0.70), ("a", 0.69)
+        assert decoding.likelier(line, letter, eng, weight=1.0) == line
+        assert decoding.likelier(letter, line, eng, weight=1.0) == line
+
+    def test_confidence_decides_between_equals(self, eng: decoding.Lexicon) -> None:
+        """Between readings the model scores alike (unknown names), the surer one wins; a
+        tie keeps the first."""
+        sure, doubtful = ("Selpin Bawley", 0.95), ("Selpun Bawlay", 0.40)
+        assert decoding.likelier(doubtful, sure, eng, weight=0.2) == sure
+        assert decoding.likelier(sure, doubtful, eng, weight=0.2) == sure
+        same = ("the house", 0.9)
+        assert decoding.likelier(same, ("the house", 0.9), eng, weight=0.2) is same
 
 
 @pytest.fixture(scope="module")

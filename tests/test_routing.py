@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cloud import make_settings
 from imaging import HANDWRITING, render_lines, save
-from ocrwatch import pipeline
+from ocrwatch import decoding, pipeline
 from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines import EngineCache
 from ocrwatch.engines.linecrops import box_pieces, flatten, split_lines
@@ -145,9 +145,28 @@ class TestWholePageBox:
         whole = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
         assert len(split_lines(flat, whole)) == len(self.LINES)
         rgb = np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-        crops, _, index = box_pieces(rgb, flat, np.array([whole]))
-        assert index == [0] * len(self.LINES)
+        crops, _, lines = box_pieces(rgb, flat, np.array([whole]))
+        assert len(lines) == len(self.LINES)
+        assert all(line[:, 1].max() - line[:, 1].min() < h / 2 for line in lines)
         texts, _ = paddle._read(paddle._ocr.text_rec, crops, None)
+        for text, line in zip(texts, self.LINES, strict=True):
+            assert set(text.lower().split()) & set(line.lower().split()), (text, line)
+
+    def test_second_reading_frames_each_line(self, paddle: PaddleEngine) -> None:
+        """The looser second frame of a piece cut from a page-wide box is its line's, not
+        the page's (framed from the page box, every second reading was of the whole page)."""
+        image = render_lines(self.LINES, font_path=HANDWRITING, size=44, line_gap=1.25)
+        gray = np.asarray(image)
+        flat = flatten(gray)
+        h, w = gray.shape
+        whole = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+        rgb = np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+        _, _, lines = box_pieces(rgb, flat, np.array([whole]))
+        # first readings that any second reading beats, so the second ones are what is left
+        texts, scores = ["-"] * len(lines), [-100.0] * len(lines)
+        lexicon = decoding.lexicon_for(["eng"])
+        paddle._reread(paddle._ocr.text_rec, rgb, flat, lines, texts, scores, lexicon)
+        assert min(scores) >= 0.0
         for text, line in zip(texts, self.LINES, strict=True):
             assert set(text.lower().split()) & set(line.lower().split()), (text, line)
 

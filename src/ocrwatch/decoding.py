@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import marshal
 import math
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,17 +25,21 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from rapidfuzz.distance import Levenshtein
 
 from ocrwatch.wordcache import load_or_build
 
 __all__ = [
+    "VARIANTS",
     "WORDFREQ_LANGUAGES",
     "BeamSettings",
     "Lexicon",
     "beam_search",
     "greedy",
     "lexicon_for",
+    "likelier",
     "recognize_crops",
+    "text_score",
 ]
 
 #: Tesseract-style code -> wordfreq code, for the languages whose word lists wordfreq ships.
@@ -65,6 +70,9 @@ WORDFREQ_LANGUAGES: dict[str, str] = {
 }
 
 _NEG = -1e30
+#: Two readings of one piece are variants of one text when at most this share of their
+#: characters differ (Levenshtein distance / the longer length).
+VARIANTS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +189,61 @@ def lexicon_for(languages: Sequence[str]) -> Lexicon | None:
         return None
     with _lock:  # built once per language set; read-only afterwards
         return _lexicon(codes)
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def text_score(text: str, lexicon: Lexicon, settings: BeamSettings = BeamSettings()) -> float:
+    """Return the mean log probability of ``text``'s words under ``lexicon``'s language model.
+
+    Each word is scored as :func:`beam_search` scores it, without the weights: ln P(word |
+    previous word) where the bigram model knows the pair, else ln(frequency) (times the
+    backoff factor after another word), and ln(``settings.oov``) for an unknown word, the
+    floor of every score. A text without words scores 0.
+    """
+    words = _WORD.findall(text)
+    if not words:
+        return 0.0
+    floor = math.log(settings.oov)
+    backoff = math.log(settings.backoff)
+    pairs = settings.pairs and lexicon.has_pairs
+    total = 0.0
+    previous = ""
+    for word in words:
+        score = lexicon.log_frequency(word)
+        if score is not None and pairs and previous:
+            pair = lexicon.log_pair(previous, word)
+            score = score + backoff if pair is None else pair
+        total += floor if score is None else max(score, floor)
+        previous = word
+    return total / len(words)
+
+
+def likelier(
+    first: tuple[str, float],
+    second: tuple[str, float],
+    lexicon: Lexicon | None,
+    *,
+    weight: float,
+    settings: BeamSettings = BeamSettings(),
+) -> tuple[str, float]:
+    """Return the likelier of two readings (text, confidence) of one piece; ``first`` on a tie.
+
+    Between two variants of one text (at most :data:`VARIANTS` of their characters differ) a
+    reading counts its confidence plus ``weight`` times :func:`text_score`: the recognizer's
+    confidence alone cannot tell "nat" from "not". Readings further apart, say a line and
+    one letter of it, are not variants: a short reading's few common words would win there,
+    so the confidence alone decides, as it does without a lexicon or with ``weight`` 0.
+    """
+    variants = Levenshtein.normalized_distance(first[0], second[0]) <= VARIANTS
+    if lexicon is None or weight == 0.0 or not variants:
+        return second if second[1] > first[1] else first
+
+    def total(reading: tuple[str, float]) -> float:
+        return reading[1] + weight * text_score(reading[0], lexicon, settings)
+
+    return second if total(second) > total(first) else first
 
 
 def greedy(probs: npt.NDArray[np.float32], classes: Sequence[str]) -> tuple[str, float]:

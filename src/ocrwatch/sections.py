@@ -135,6 +135,14 @@ class PaddleSettings(BaseModel):
         "(reread_below). English only by default: it helps French too, but makes dense "
         "French pages too slow (bench/README.md).",
     )
+    reread_lm_weight: float = Field(
+        0.05,
+        ge=0.0,
+        le=5.0,
+        description="Of a piece's two readings, when they are variants of one text, the one "
+        "with the higher confidence plus this times its words' mean log probability under "
+        "the page's language model is kept (0 = confidence alone; lexicon decoder only).",
+    )
     decoder: Decoder = Field(
         Decoder.LEXICON,
         description="How the recognizer's character probabilities become text: 'lexicon' "

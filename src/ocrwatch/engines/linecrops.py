@@ -119,24 +119,27 @@ def box_pieces(
     image: npt.NDArray[np.uint8],
     flat: GrayArray,
     quads: npt.NDArray[np.float32],
-) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]], list[int]]:
-    """Return (crops, their page quadrilaterals, their indexes in ``quads``) of framed boxes.
+) -> tuple[
+    list[npt.NDArray[np.uint8]], list[npt.NDArray[np.float32]], list[npt.NDArray[np.float32]]
+]:
+    """Return (crops, their framed page quadrilaterals, their lines) of the detector's boxes.
 
     ``image`` is what the recognizer reads (BGR or gray), ``flat`` the :func:`flatten`-ed
-    grayscale of the same page for the ink analysis. Boxes too small to hold writing are left
-    out, hence the indexes.
+    grayscale of the same page for the ink analysis. A box over several lines gives one
+    piece per line (:func:`split_lines`); a piece's line is the quadrilateral it was framed
+    in, to frame again with another margin. Boxes too small to hold writing are left out.
     """
     crops: list[npt.NDArray[np.uint8]] = []
     out_quads: list[npt.NDArray[np.float32]] = []
-    index: list[int] = []
-    for i, quad in enumerate(quads):
+    lines: list[npt.NDArray[np.float32]] = []
+    for quad in quads:
         for part in split_lines(flat, quad):
             piece = frame_piece(image, flat, part)
             if piece is not None:
                 crops.append(piece[0])
                 out_quads.append(piece[1])
-                index.append(i)
-    return crops, out_quads, index
+                lines.append(part)
+    return crops, out_quads, lines
 
 
 def split_lines(flat: GrayArray, quad: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:

@@ -38,6 +38,7 @@ from ocrwatch.config import Decoder
 from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult
 from ocrwatch.engines.layout import Segment, bounding_box, reading_order
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
+from ocrwatch.engines.typography import tidy_spacing
 from ocrwatch.engines.wordboxes import words_from_segments
 from ocrwatch.exceptions import (
     ConfigError,
@@ -255,6 +256,7 @@ class PaddleEngine(Engine):
         self._ocr: Any = ocr
         self._reread_below = cfg.reread_below
         self._reread_languages = frozenset(cfg.reread_languages)
+        self._reread_lm_weight = cfg.reread_lm_weight
         self._decoder = cfg.decoder
         self._beam = decoding.BeamSettings(
             beam=cfg.beam_width,
@@ -362,7 +364,7 @@ class PaddleEngine(Engine):
             quads: list[npt.NDArray[np.float32]] = []
             if boxes is not None:
                 flat = flatten(gray)
-                crops, quads, index = box_pieces(array, flat, boxes)
+                crops, quads, lines = box_pieces(array, flat, boxes)
                 lexicon = (
                     decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
                 )
@@ -370,7 +372,7 @@ class PaddleEngine(Engine):
                 if crops:
                     txts, scores = self._read(text_rec, crops, lexicon)
                 if self._reread_below > 0 and set(languages) <= self._reread_languages:
-                    self._reread(text_rec, array, flat, boxes, index, txts, scores, lexicon)
+                    self._reread(text_rec, array, flat, lines, txts, scores, lexicon)
         except DependencyError:  # the tuned recognizer would not load: not this page's fault
             raise
         except MemoryError as exc:
@@ -380,7 +382,8 @@ class PaddleEngine(Engine):
             if any(marker in text for marker in _TRANSIENT_MARKERS):
                 raise TransientEngineError(f"paddle failed to allocate memory: {exc}") from exc
             raise PermanentEngineError(f"paddle failed on this page: {exc}") from exc
-        result = _Result(boxes=quads, txts=[latin_only(t) for t in txts], scores=scores)
+        txts = [tidy_spacing(latin_only(t), languages) for t in txts]
+        result = _Result(boxes=quads, txts=txts, scores=scores)
         return PageResult(
             lines=self._lines(result, width=image.width, height=image.height),
             engine=self.name,
@@ -393,22 +396,24 @@ class PaddleEngine(Engine):
         text_rec: Any,
         array: npt.NDArray[np.uint8],
         flat: npt.NDArray[np.uint8],
-        boxes: Any,
-        index: list[int],
+        lines: Sequence[npt.NDArray[np.float32]],
         txts: list[str],
         scores: list[float],
         lexicon: decoding.Lexicon | None,
     ) -> None:
-        """Read doubtful pieces again with a looser frame; keep the more confident reading.
+        """Read doubtful pieces again with a looser frame; keep the likelier reading.
 
-        The tight frame sometimes cuts a tall capital or a long descender: the same box framed
-        with more room above and below reads better then. Updates ``txts``/``scores`` in place.
+        The tight frame sometimes cuts a tall capital or a long descender: the same line
+        (``lines``, one per piece) framed with more room above and below reads better then.
+        Of the two readings, the one with the higher confidence plus ``reread_lm_weight``
+        times its words' mean log probability (:func:`decoding.likelier`) is kept. Updates
+        ``txts``/``scores`` in place.
         """
         doubtful = [k for k, score in enumerate(scores) if score < self._reread_below]
         ks: list[int] = []
         crops: list[npt.NDArray[np.uint8]] = []
         for k in doubtful:
-            piece = frame_piece(array, flat, boxes[index[k]], margin=LOOSE_MARGIN)
+            piece = frame_piece(array, flat, lines[k], margin=LOOSE_MARGIN)
             if piece is not None:
                 ks.append(k)
                 crops.append(piece[0])
@@ -416,8 +421,13 @@ class PaddleEngine(Engine):
             return
         new_txts, new_scores = self._read(text_rec, crops, lexicon)
         for k, txt, score in zip(ks, new_txts, new_scores, strict=True):
-            if score > scores[k]:
-                txts[k], scores[k] = txt, score
+            txts[k], scores[k] = decoding.likelier(
+                (txts[k], scores[k]),
+                (txt, score),
+                lexicon,
+                weight=self._reread_lm_weight,
+                settings=self._beam,
+            )
 
     def check(self, languages: Sequence[str]) -> list[str]:
         """Also load the tuned recognizer when pages in ``languages`` will use it, so that a
