@@ -447,12 +447,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"train lines {len(train)}, validation lines {len(val)}", flush=True)
 
     curve: list[dict[str, float]] = []
-    best = evaluate(trainable, val, classes)
-    synth_cer = evaluate(trainable, synth_val, classes)
-    curve.append({"step": 0, "val_cer": best, "synth_cer": synth_cer, "loss": float("nan")})
-    print(json.dumps(curve[-1]), flush=True)
-    best_state = trainable.state()
-    np.savez(args.work / "best.npz", **best_state)
+    losses: list[float] = []
+    best, best_state = math.inf, trainable.state()
+
+    def checkpoint(step: int) -> None:
+        """Score both validation sets, extend the curve, keep the best state so far."""
+        nonlocal best, best_state
+        v = evaluate(trainable, val, classes)
+        recent = losses[-args.eval_every :]
+        curve.append(
+            {
+                "step": step,
+                "val_cer": v,
+                "synth_cer": evaluate(trainable, synth_val, classes),
+                "loss": float(np.mean(recent)) if recent else float("nan"),
+            }
+        )
+        print(json.dumps(curve[-1]), flush=True)
+        if v < best:
+            best, best_state = v, trainable.state()
+            np.savez(args.work / "best.npz", **best_state)
+        (args.work / "curve.json").write_text(json.dumps(curve, indent=1))
+
+    checkpoint(0)
 
     opt = torch.optim.AdamW(trainable.params, lr=args.lr, weight_decay=0.0)
     warmup = 50
@@ -464,7 +481,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     start = time.monotonic()
-    losses: list[float] = []
     step = 0
     for batch in batches(
         train, synth, batch_size=args.batch, synth_share=args.synth_share, rng=rng
@@ -488,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable.params, 5.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         if step % 25 == 0:
             print(
@@ -496,34 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
         if step % args.eval_every == 0:
-            v = evaluate(trainable, val, classes)
-            s = evaluate(trainable, synth_val, classes)
-            curve.append(
-                {
-                    "step": step,
-                    "val_cer": v,
-                    "synth_cer": s,
-                    "loss": float(np.mean(losses[-args.eval_every :])),
-                }
-            )
-            print(json.dumps(curve[-1]), flush=True)
-            if v < best:
-                best, best_state = v, trainable.state()
-                np.savez(args.work / "best.npz", **best_state)
-            (args.work / "curve.json").write_text(json.dumps(curve, indent=1))
-    v = evaluate(trainable, val, classes)
-    s = evaluate(trainable, synth_val, classes)
-    curve.append(
-        {
-            "step": step,
-            "val_cer": v,
-            "synth_cer": s,
-            "loss": float(np.mean(losses[-args.eval_every :])) if losses else float("nan"),
-        }
-    )
-    print(json.dumps(curve[-1]), flush=True)
-    if v < best:
-        best, best_state = v, trainable.state()
+            checkpoint(step)
+    if not curve or curve[-1]["step"] != step:
+        checkpoint(step)
     trainable.load(best_state)
     export(base, best_state, args.out)
     diff = check_export(args.out, trainable, classes)
