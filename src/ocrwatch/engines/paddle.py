@@ -357,22 +357,7 @@ class PaddleEngine(Engine):
         image = page if page.mode in ("RGB", "L") else page.convert("RGB")
         array, gray = _bgr_and_gray(image)
         try:
-            det = ocr(array)
-            boxes = getattr(det, "boxes", None)
-            txts: list[str] = []
-            scores: list[float] = []
-            quads: list[npt.NDArray[np.float32]] = []
-            if boxes is not None:
-                flat = flatten(gray)
-                crops, quads, lines = box_pieces(array, flat, boxes)
-                lexicon = (
-                    decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
-                )
-                text_rec = self._text_rec(languages)
-                if crops:
-                    txts, scores = self._read(text_rec, crops, lexicon)
-                if self._reread_below > 0 and set(languages) <= self._reread_languages:
-                    self._reread(text_rec, array, flat, lines, txts, scores, lexicon)
+            result = self._read_page(ocr, array, gray, languages)
         except DependencyError:  # the tuned recognizer would not load: not this page's fault
             raise
         except MemoryError as exc:
@@ -382,14 +367,36 @@ class PaddleEngine(Engine):
             if any(marker in text for marker in _TRANSIENT_MARKERS):
                 raise TransientEngineError(f"paddle failed to allocate memory: {exc}") from exc
             raise PermanentEngineError(f"paddle failed on this page: {exc}") from exc
-        txts = [tidy_spacing(latin_only(t), languages) for t in txts]
-        result = _Result(boxes=quads, txts=txts, scores=scores)
         return PageResult(
             lines=self._lines(result, width=image.width, height=image.height),
             engine=self.name,
             width=image.width,
             height=image.height,
         )
+
+    def _read_page(
+        self,
+        ocr: Any,
+        array: npt.NDArray[np.uint8],
+        gray: npt.NDArray[np.uint8],
+        languages: Sequence[str],
+    ) -> _Result:
+        """Detect, frame and read the lines of one page (errors are mapped by the caller)."""
+        boxes = getattr(ocr(array), "boxes", None)
+        if boxes is None:
+            return _Result(boxes=[], txts=[], scores=[])
+        flat = flatten(gray)
+        crops, quads, lines = box_pieces(array, flat, boxes)
+        lexicon = decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
+        text_rec = self._text_rec(languages)
+        txts: list[str] = []
+        scores: list[float] = []
+        if crops:
+            txts, scores = self._read(text_rec, crops, lexicon)
+        if self._reread_below > 0 and set(languages) <= self._reread_languages:
+            self._reread(text_rec, array, flat, lines, txts, scores, lexicon)
+        txts = [tidy_spacing(latin_only(t), languages) for t in txts]
+        return _Result(boxes=quads, txts=txts, scores=scores)
 
     def _reread(
         self,
