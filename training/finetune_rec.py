@@ -403,6 +403,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="first ONNX initializer trained (graph order); earlier layers stay frozen; "
         "'all' trains everything",
     )
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this ONNX recognizer (the same graph: a model this script wrote) "
+        "instead of the wheel's PP-OCRv6 small",
+    )
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument(
         "--export-only",
@@ -413,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.export_only is not None:
         with np.load(args.export_only) as ckpt:
-            export(base_model_path(), {k: ckpt[k] for k in ckpt.files}, args.out)
+            export(args.init or base_model_path(), {k: ckpt[k] for k in ckpt.files}, args.out)
         print(f"wrote {args.out} from {args.export_only}", flush=True)
         return 0
 
@@ -421,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     args.work.mkdir(parents=True, exist_ok=True)
-    base = base_model_path()
+    base = args.init or base_model_path()
     onnx_model = load_onnx(base)
     classes = charset(onnx_model)
     index = {c: i for i, c in enumerate(classes)}
