@@ -117,6 +117,18 @@ class Lexicon:
         """Return ln P(word | previous) (any case), None when the pair is not known."""
         return self._pairs.get(f"{previous.lower()} {word.lower()}")
 
+    def log_probability(self, word: str, previous: str = "", backoff: float = 0.0) -> float | None:
+        """Return ln P(``word`` | ``previous``) (any case), None when the word is unknown.
+
+        Where the bigram model knows the pair, its value; else ln(frequency), plus the log
+        factor ``backoff`` when there is a word before ("" for none, or for no pairs).
+        """
+        lf = self.log_frequency(word)
+        if lf is None or not previous:
+            return lf
+        pair = self.log_pair(previous, word)
+        return lf + backoff if pair is None else pair
+
     def is_prefix(self, start: str) -> bool:
         """Whether some lexicon word starts with ``start`` (any case)."""
         start = start.lower()
@@ -197,10 +209,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 def text_score(text: str, lexicon: Lexicon, settings: BeamSettings = BeamSettings()) -> float:
     """Return the mean log probability of ``text``'s words under ``lexicon``'s language model.
 
-    Each word is scored as :func:`beam_search` scores it, without the weights: ln P(word |
-    previous word) where the bigram model knows the pair, else ln(frequency) (times the
-    backoff factor after another word), and ln(``settings.oov``) for an unknown word, the
-    floor of every score. A text without words scores 0.
+    Each word is scored as :func:`beam_search` scores it, without the weights
+    (:meth:`Lexicon.log_probability`), and ln(``settings.oov``) for an unknown word, the floor
+    of every score. A text without words scores 0.
     """
     words = _WORD.findall(text)
     if not words:
@@ -211,10 +222,7 @@ def text_score(text: str, lexicon: Lexicon, settings: BeamSettings = BeamSetting
     total = 0.0
     previous = ""
     for word in words:
-        score = lexicon.log_frequency(word)
-        if score is not None and pairs and previous:
-            pair = lexicon.log_pair(previous, word)
-            score = score + backoff if pair is None else pair
+        score = lexicon.log_probability(word, previous if pairs else "", backoff)
         total += floor if score is None else max(score, floor)
         previous = word
     return total / len(words)
@@ -236,8 +244,11 @@ def likelier(
     one letter of it, are not variants: a short reading's few common words would win there,
     so the confidence alone decides, as it does without a lexicon or with ``weight`` 0.
     """
-    variants = Levenshtein.normalized_distance(first[0], second[0]) <= VARIANTS
-    if lexicon is None or weight == 0.0 or not variants:
+    if (
+        lexicon is None
+        or weight == 0.0
+        or Levenshtein.normalized_distance(first[0], second[0]) > VARIANTS
+    ):
         return second if second[1] > first[1] else first
 
     def total(reading: tuple[str, float]) -> float:
@@ -288,14 +299,9 @@ def beam_search(
     def word_score(text: str) -> float:
         # ``text`` ends with the word just finished
         word = _tail_word(text)
-        lf = lexicon.log_frequency(word)
-        if lf is None:
-            return oov_cost
         previous = _previous_word(text[: -len(word)]) if pairs else ""
-        if previous:
-            lp = lexicon.log_pair(previous, word)
-            lf = lf + backoff if lp is None else lp
-        return alpha * lf + settings.beta
+        lp = lexicon.log_probability(word, previous, backoff)
+        return oov_cost if lp is None else alpha * lp + settings.beta
 
     partials: dict[str, float] = {}  # the same word starts recur in every frame's beams
 
