@@ -1,6 +1,6 @@
 """Accuracy benchmark: CER/WER/bag-of-words and s/page per data set x engine x mode.
 
-Runs recognition through the product's real pipeline (``ocrwatch.pipeline.recognize_file``)
+Runs recognition through the product's real pipeline (``recognition.pipeline.recognize_file``)
 on the evaluation scans in ``../shared/eval`` (read at run time, never copied), optionally on
 synthetic phone photos made from them (``bench.photos``, fixed seed, in a temporary folder)
 and on held-out handwritten-looking notes that share no text with them (``bench.synthnotes``,
@@ -120,7 +120,7 @@ Recognizer = Callable[[Path, Any, Any], Reading]
 
 def pipeline_recognizer(path: Path, settings: Any, engines: Any) -> Reading:
     """Recognize ``path`` through ocrwatch's pipeline (the product as shipped)."""
-    from ocrwatch.pipeline import recognize_file
+    from ocrwatch.recognition.pipeline import recognize_file
 
     result = recognize_file(path, settings=settings, engines=engines)
     return Reading(result.text, max(len(result.pages), 1), dict(result.engines))
@@ -172,7 +172,7 @@ def dataset_items(ds: DataSet, *, data: Path, limit: int | None) -> Iterator[lis
 
 
 def _settings(mode: str, engine: str, languages: Sequence[str], overrides: dict[str, Any]) -> Any:
-    from ocrwatch.config import load_settings
+    from ocrwatch.settings.model import load_settings
 
     base: dict[str, Any] = {"mode": mode, "languages": list(languages)}
     if engine != DEFAULT_ENGINE:
@@ -318,7 +318,7 @@ def setting_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """
     import json
 
-    from ocrwatch.config import load_settings
+    from ocrwatch.settings.model import load_settings
 
     if not pairs:
         return {}

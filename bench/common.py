@@ -34,7 +34,7 @@ def engine_environment(*, log_level: str = "warning") -> None:
     os.environ.setdefault("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
     # Debian's OpenMP Tesseract is 5-12x slower on 2 cores without this (engines.md gotcha 5).
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    from ocrwatch.logging import configure
+    from ocrwatch.support.logsetup import configure
 
     # Per-page debug events would drown the table (and cost time); warnings still show.
     configure(level=log_level)

@@ -48,7 +48,7 @@ from PIL import Image, ImageOps
 
 from bench.accuracy import Reading
 from ocrwatch.engines.linecrops import flatten, latin_only
-from ocrwatch.preprocess import crop_sheet
+from ocrwatch.recognition.preprocess import crop_sheet
 
 __all__ = ["recognizer"]
 

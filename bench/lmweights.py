@@ -35,8 +35,8 @@ def matrices(
     """Return the recognizer's (T, C) matrices for every line of ``part``, texts, classes."""
     from PIL import Image
 
-    from ocrwatch.config import load_settings
     from ocrwatch.engines.paddle import PaddleEngine
+    from ocrwatch.settings.model import load_settings
 
     overrides: dict[str, Any] = {"paddle": {"decoder": "greedy"}}
     if rec_model is not None:
@@ -64,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     from rapidfuzz.distance import Levenshtein
 
-    from ocrwatch import decoding
+    from ocrwatch.handwriting.ctc_search import beam_search, greedy
+    from ocrwatch.handwriting.lexicon import lexicon_for
+    from ocrwatch.handwriting.scoring import BeamSettings
 
     parser = argparse.ArgumentParser(prog="python -m bench.lmweights", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -91,17 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return edits / chars
 
     rows: list[dict[str, Any]] = []
-    greedy = [decoding.greedy(p, classes)[0] for p in probs]
+    greedy = [greedy(p, classes)[0] for p in probs]
     rows.append({"decoder": "greedy", "cer_ci": round(cer(greedy), 5)})
-    lexicon = decoding.lexicon_for(["fra"])
+    lexicon = lexicon_for(["fra"])
     assert lexicon is not None
     grid = itertools.product(args.alphas, args.betas, args.oovs, args.prunes)
     for alpha, beta, oov, prune in grid:
-        settings = decoding.BeamSettings(
+        settings = BeamSettings(
             beam=args.beam, alpha=alpha, beta=beta, oov=oov, prune=prune
         )
         t0 = time.perf_counter()
-        hyps = [decoding.beam_search(p, classes, lexicon, settings) for p in probs]
+        hyps = [beam_search(p, classes, lexicon, settings) for p in probs]
         rows.append(
             {
                 "decoder": "lexicon",

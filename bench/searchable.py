@@ -48,10 +48,11 @@ def pdftotext(pdf: Path) -> str:
 
 def ocrwatch_tool() -> tuple[Tool, Callable[[], None]]:
     """Return (run, close): run writes the searchable PDF of ``src`` to ``dst``."""
-    from ocrwatch.config import OutputFormat, load_settings
     from ocrwatch.engines import EngineCache
-    from ocrwatch.outputs import write_outputs
-    from ocrwatch.pipeline import recognize_file
+    from ocrwatch.outputs.writer import write_outputs
+    from ocrwatch.recognition.pipeline import recognize_file
+    from ocrwatch.settings.choices import OutputFormat
+    from ocrwatch.settings.model import load_settings
 
     settings = load_settings(overrides={"mode": "printed", "languages": "eng"})
     cache = EngineCache(settings)

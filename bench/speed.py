@@ -68,13 +68,13 @@ def wait_for(
 
 
 def _settings(**overrides: Any) -> Any:
-    from ocrwatch.config import load_settings
+    from ocrwatch.settings.model import load_settings
 
     return load_settings(overrides=overrides)
 
 
 def _sidecar(rel: Path, outbox: Path) -> Path:
-    from ocrwatch.outputs import sidecar_path
+    from ocrwatch.outputs.writer import sidecar_path
 
     return sidecar_path(rel, out_dir=outbox)
 
@@ -209,7 +209,7 @@ def daemon(env: dict[str, str], *, warm: Sequence[Path] = ()) -> Iterator[Daemon
 def _direct_times(paths: Sequence[Path], *, settings: Any) -> list[float]:
     """Return seconds per file of the pipeline called directly (warm: the first is repeated)."""
     from ocrwatch.engines import EngineCache
-    from ocrwatch.pipeline import recognize_file
+    from ocrwatch.recognition.pipeline import recognize_file
 
     cache = EngineCache(settings)
     try:
@@ -461,7 +461,7 @@ def _without_alpha(item: Item, folder: Path) -> Item:
 
 def _direct_items(items: Sequence[Item], *, settings: Any) -> tuple[list[Any], list[float]]:
     from ocrwatch.engines import EngineCache
-    from ocrwatch.pipeline import recognize_file
+    from ocrwatch.recognition.pipeline import recognize_file
 
     cache = EngineCache(settings)
     scores, times = [], []

@@ -33,7 +33,7 @@ def measure(
 ) -> list[dict[str, float]]:
     """Return wall, recognize and start-up seconds of ``runs`` one-file CLI runs on ``path``.
 
-    With ``cold_cache`` every run gets an empty word-data cache (``ocrwatch.wordcache``): the
+    With ``cold_cache`` every run gets an empty word-data cache (``handwriting.wordcache``): the
     first run on a new machine. Otherwise the cache is the user's, built by an untimed run.
     """
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}

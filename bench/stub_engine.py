@@ -16,7 +16,7 @@ from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ocrwatch.config import Mode
+    from ocrwatch.settings.choices import Mode
 
 
 class SleepEngine(Engine):

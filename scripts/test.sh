@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# The layers contract in pyproject.toml: imports never climb a layer.
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocrwatch.config import Settings, load_settings
+from ocrwatch.settings.model import Settings, load_settings
 from ocrwatch.testing.aspose_emulator import AsposeEmulator
 
 

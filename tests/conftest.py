@@ -17,7 +17,7 @@ import stamina
 from redisserver import RedisServer, free_port
 
 os.environ.setdefault("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
-# Cached word data (ocrwatch.wordcache) goes to a folder of this run, not ~/.cache.
+# Cached word data (ocrwatch.handwriting.wordcache) goes to a folder of this run, not ~/.cache.
 _WORD_CACHE = tempfile.mkdtemp(prefix="ocrwatch-test-cache-")
 atexit.register(shutil.rmtree, _WORD_CACHE, ignore_errors=True)
 os.environ["XDG_CACHE_HOME"] = _WORD_CACHE

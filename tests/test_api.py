@@ -13,9 +13,9 @@ import pytest
 
 import ocrwatch as ocr
 from imaging import render_lines, save
-from ocrwatch.config import load_settings
 from ocrwatch.engines import EngineCache
 from ocrwatch.exceptions import ConfigError, InputError, PermanentEngineError
+from ocrwatch.settings.model import load_settings
 from ocrwatch.testing.aspose_emulator import AsposeEmulator
 
 LINES = ["Hola mundo", "segunda linea"]

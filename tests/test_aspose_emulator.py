@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from imaging import render_lines
-from ocrwatch.config import load_settings
 from ocrwatch.engines import EngineCache
+from ocrwatch.settings.model import load_settings
 from ocrwatch.testing.aspose_emulator import AsposeEmulator, Endpoint, Fault
 
 TOKEN_TYPES = ("urlencoded", "multipart")

@@ -16,8 +16,6 @@ from PIL import Image
 
 from cloud import make_settings
 from imaging import render_lines, save
-from ocrwatch import pipeline
-from ocrwatch.config import LogFormat, Mode, load_settings
 from ocrwatch.engines import EngineCache
 from ocrwatch.engines.aspose import (
     AsposeEngine,
@@ -30,7 +28,10 @@ from ocrwatch.exceptions import (
     PermanentEngineError,
     TransientEngineError,
 )
-from ocrwatch.logging import configure
+from ocrwatch.recognition import pipeline
+from ocrwatch.settings.choices import LogFormat, Mode
+from ocrwatch.settings.model import load_settings
+from ocrwatch.support.logsetup import configure
 from ocrwatch.testing.aspose_emulator import AsposeEmulator, Endpoint, Fault
 
 LINES = ["The quick brown fox", "jumps over the lazy dog"]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ocrwatch.config import Binarize, Mode, Settings, load_settings
 from ocrwatch.exceptions import ConfigError, ExitCode
-from ocrwatch.profiles import Profile
+from ocrwatch.settings.choices import Binarize, Mode
+from ocrwatch.settings.model import Settings, load_settings
+from ocrwatch.settings.profiles import Profile
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "ocrwatch.example.toml"

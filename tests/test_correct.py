@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ocrwatch.correct import correct_line, correct_page
 from ocrwatch.engines import Line, PageResult
+from ocrwatch.handwriting.spelling import correct_line
+from ocrwatch.recognition.correct import correct_page
 
 
 class TestCorrectLine:

@@ -9,8 +9,8 @@ from bench.photos import photograph
 from PIL import Image
 
 from imaging import render_lines
-from ocrwatch.config import PreprocessProfile
-from ocrwatch.preprocess import crop_sheet, preprocess
+from ocrwatch.recognition.preprocess import crop_sheet, preprocess
+from ocrwatch.settings.sections import PreprocessProfile
 
 LINES = ["Dear Anna, thank you for", "the lovely flowers and", "the card you sent me."]
 

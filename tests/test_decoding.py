@@ -1,4 +1,4 @@
-"""Tests for ocrwatch.decoding: greedy and lexicon beam-search decoding of CTC output."""
+"""Tests for the handwriting language model: word lists, scoring, CTC decoding."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from imaging import HANDWRITING, render_lines
-from ocrwatch import decoding
-from ocrwatch.config import load_settings
 from ocrwatch.engines.paddle import PaddleEngine
-from ocrwatch.sections import PaddleSettings
+from ocrwatch.handwriting import ctc_search, lexicon, scoring
+from ocrwatch.settings.model import load_settings
+from ocrwatch.settings.sections import PaddleSettings
 
 CLASSES = ["blank", *"abcdefghijklmnopqrstuvwxyzOCR0123456789,.'", " "]
 _INDEX = {c: i for i, c in enumerate(CLASSES)}
@@ -45,13 +45,13 @@ class TestGreedy:
 
     def test_best_path(self) -> None:
         """'hello' written with a blank between the two l's reads back as 'hello'."""
-        text, score = decoding.greedy(matrix(spell("hello")), CLASSES)
+        text, score = ctc_search.greedy(matrix(spell("hello")), CLASSES)
         assert text == "hello"
         assert 0.9 < score <= 1.0
 
     def test_all_blank(self) -> None:
         """A matrix of blanks reads as the empty string with confidence 0."""
-        assert decoding.greedy(matrix([{"_": 0.99}] * 4), CLASSES) == ("", 0.0)
+        assert ctc_search.greedy(matrix([{"_": 0.99}] * 4), CLASSES) == ("", 0.0)
 
 
 class TestLexicon:
@@ -59,19 +59,19 @@ class TestLexicon:
 
     def test_languages(self) -> None:
         """English, Spanish and French have lexicons with their own words; unknown codes none."""
-        eng = decoding.lexicon_for(["eng"])
-        spa = decoding.lexicon_for(["spa"])
-        fra = decoding.lexicon_for(["fra"])
+        eng = lexicon.lexicon_for(["eng"])
+        spa = lexicon.lexicon_for(["spa"])
+        fra = lexicon.lexicon_for(["fra"])
         assert eng is not None and spa is not None and fra is not None
         assert eng.log_frequency("house") is not None
         assert spa.log_frequency("mañana") is not None
         assert fra.log_frequency("été") is not None
         assert eng.log_frequency("compétitions") is None
-        assert decoding.lexicon_for(["xyz"]) is None
+        assert lexicon.lexicon_for(["xyz"]) is None
 
     def test_apostrophe_parts_and_case(self) -> None:
         """ "don't" gives "don"; lookups ignore case; prefixes are known."""
-        eng = decoding.lexicon_for(["eng"])
+        eng = lexicon.lexicon_for(["eng"])
         assert eng is not None
         assert eng.log_frequency("Don") is not None
         assert eng.is_prefix("hous")
@@ -79,17 +79,17 @@ class TestLexicon:
 
 
 @pytest.fixture(scope="module")
-def eng() -> decoding.Lexicon:
+def eng() -> lexicon.Lexicon:
     """The English lexicon."""
-    lexicon = decoding.lexicon_for(["eng"])
-    assert lexicon is not None
-    return lexicon
+    found = lexicon.lexicon_for(["eng"])
+    assert found is not None
+    return found
 
 
 class TestBeamSearch:
     """The lexicon beam search follows the image, and the lexicon where the image hesitates."""
 
-    def test_hesitation_goes_to_the_word(self, eng: decoding.Lexicon) -> None:
+    def test_hesitation_goes_to_the_word(self, eng: lexicon.Lexicon) -> None:
         """'huose' with u/o nearly tied reads 'house'; greedy keeps 'huose'."""
         frames = [
             *spell("the "),
@@ -99,15 +99,15 @@ class TestBeamSearch:
             *spell("se"),
         ]
         m = matrix(frames)
-        assert decoding.greedy(m, CLASSES)[0] == "the huose"
-        assert decoding.beam_search(m, CLASSES, eng) == "the house"
+        assert ctc_search.greedy(m, CLASSES)[0] == "the huose"
+        assert ctc_search.beam_search(m, CLASSES, eng) == "the house"
 
-    def test_sure_unknown_word_stays(self, eng: decoding.Lexicon) -> None:
+    def test_sure_unknown_word_stays(self, eng: lexicon.Lexicon) -> None:
         """A word the image is sure of stays, known or not, capitals and digits included."""
         for text in ("OCR 0037", "zqxv", "the cat."):
-            assert decoding.beam_search(matrix(spell(text, 0.99)), CLASSES, eng) == text
+            assert ctc_search.beam_search(matrix(spell(text, 0.99)), CLASSES, eng) == text
 
-    def test_previous_word_decides(self, eng: decoding.Lexicon) -> None:
+    def test_previous_word_decides(self, eng: lexicon.Lexicon) -> None:
         """y/w tied before 'ork': 'new york' after 'new', 'the work' after 'the'.
 
         Alone, "work" is the commoner word; the English bigram model knows "new york".
@@ -115,64 +115,64 @@ class TestBeamSearch:
         """
         tied = [{"y": 0.5, "w": 0.5}, *spell("ork")]
         after_new = matrix([*spell("new "), *tied])
-        assert decoding.beam_search(after_new, CLASSES, eng) == "new york"
-        assert decoding.beam_search(matrix([*spell("the "), *tied]), CLASSES, eng) == "the work"
-        unigram = decoding.BeamSettings(pairs=False)
-        assert decoding.beam_search(after_new, CLASSES, eng, unigram) == "new work"
+        assert ctc_search.beam_search(after_new, CLASSES, eng) == "new york"
+        assert ctc_search.beam_search(matrix([*spell("the "), *tied]), CLASSES, eng) == "the work"
+        unigram = scoring.BeamSettings(pairs=False)
+        assert ctc_search.beam_search(after_new, CLASSES, eng, unigram) == "new work"
 
-    def test_pairs_are_english_only(self, eng: decoding.Lexicon) -> None:
+    def test_pairs_are_english_only(self, eng: lexicon.Lexicon) -> None:
         """English has a bigram model; French, Spanish and mixed English-Spanish pages are
         scored word by word (English pairs would favour English readings there)."""
         assert eng.has_pairs and eng.log_pair("New", "York") is not None
         for codes in (["fra"], ["spa"], ["eng", "spa"]):
-            other = decoding.lexicon_for(codes)
+            other = lexicon.lexicon_for(codes)
             assert other is not None and not other.has_pairs
 
-    def test_repeated_letters(self, eng: decoding.Lexicon) -> None:
+    def test_repeated_letters(self, eng: lexicon.Lexicon) -> None:
         """Double letters separated by a blank survive ('letter')."""
-        assert decoding.beam_search(matrix(spell("letter")), CLASSES, eng) == "letter"
+        assert ctc_search.beam_search(matrix(spell("letter")), CLASSES, eng) == "letter"
 
 
 class TestLikelier:
     """Of two readings of one piece, the language model helps pick the likelier."""
 
-    def test_text_score(self, eng: decoding.Lexicon) -> None:
+    def test_text_score(self, eng: lexicon.Lexicon) -> None:
         """Known words outscore unknown ones; a known pair outscores the same words without
         pairs; text without words scores 0; the unknown-word floor bounds every word."""
-        assert decoding.text_score("the house", eng) > decoding.text_score("tbe hcuse", eng)
-        floor = np.log(decoding.BeamSettings().oov)
-        assert decoding.text_score("zqxv qqzx", eng) == pytest.approx(floor)
-        assert decoding.text_score("1914, 2.5 -", eng) == 0.0
-        unigram = decoding.BeamSettings(pairs=False)
-        york = decoding.text_score("new york", eng)
-        assert york > decoding.text_score("new york", eng, unigram)
-        assert york > decoding.text_score("new yolk", eng)
+        assert scoring.text_score("the house", eng) > scoring.text_score("tbe hcuse", eng)
+        floor = np.log(scoring.BeamSettings().oov)
+        assert scoring.text_score("zqxv qqzx", eng) == pytest.approx(floor)
+        assert scoring.text_score("1914, 2.5 -", eng) == 0.0
+        unigram = scoring.BeamSettings(pairs=False)
+        york = scoring.text_score("new york", eng)
+        assert york > scoring.text_score("new york", eng, unigram)
+        assert york > scoring.text_score("new yolk", eng)
 
-    def test_words_win_over_a_little_confidence(self, eng: decoding.Lexicon) -> None:
+    def test_words_win_over_a_little_confidence(self, eng: lexicon.Lexicon) -> None:
         """'nat' read a little more confidently than 'not' loses with the default weight;
         with weight 0, or without a lexicon, the confidence alone decides."""
         weight = PaddleSettings().reread_lm_weight
         nat, not_ = ("it is nat here", 0.91), ("it is not here", 0.88)
-        assert decoding.likelier(nat, not_, eng, weight=weight) == not_
-        assert decoding.likelier(not_, nat, eng, weight=weight) == not_
-        assert decoding.likelier(nat, not_, eng, weight=0.0) == nat
-        assert decoding.likelier(nat, not_, None, weight=weight) == nat
+        assert scoring.likelier(nat, not_, eng, weight=weight) == not_
+        assert scoring.likelier(not_, nat, eng, weight=weight) == not_
+        assert scoring.likelier(nat, not_, eng, weight=0.0) == nat
+        assert scoring.likelier(nat, not_, None, weight=weight) == nat
 
-    def test_only_variants_are_weighed(self, eng: decoding.Lexicon) -> None:
+    def test_only_variants_are_weighed(self, eng: lexicon.Lexicon) -> None:
         """A reading of one letter is no variant of the line's reading: its one common word
         does not beat the line, however much the words weigh (IAM n02-028 lost lines so)."""
         line, letter = ("he declared Sir Johns abominallefreatment", 0.70), ("a", 0.69)
-        assert decoding.likelier(line, letter, eng, weight=1.0) == line
-        assert decoding.likelier(letter, line, eng, weight=1.0) == line
+        assert scoring.likelier(line, letter, eng, weight=1.0) == line
+        assert scoring.likelier(letter, line, eng, weight=1.0) == line
 
-    def test_confidence_decides_between_equals(self, eng: decoding.Lexicon) -> None:
+    def test_confidence_decides_between_equals(self, eng: lexicon.Lexicon) -> None:
         """Between readings the model scores alike (unknown names), the surer one wins; a
         tie keeps the first."""
         sure, doubtful = ("Selpin Bawley", 0.95), ("Selpun Bawlay", 0.40)
-        assert decoding.likelier(doubtful, sure, eng, weight=0.2) == sure
-        assert decoding.likelier(sure, doubtful, eng, weight=0.2) == sure
+        assert scoring.likelier(doubtful, sure, eng, weight=0.2) == sure
+        assert scoring.likelier(sure, doubtful, eng, weight=0.2) == sure
         same = ("the house", 0.9)
-        assert decoding.likelier(same, ("the house", 0.9), eng, weight=0.2) is same
+        assert scoring.likelier(same, ("the house", 0.9), eng, weight=0.2) is same
 
 
 @pytest.fixture(scope="module")

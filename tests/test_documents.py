@@ -1,4 +1,4 @@
-"""Tests for ocrwatch.documents: real files of every format, bad inputs, originals untouched."""
+"""Tests for recognition.documents: real files of every format, bad inputs, originals untouched."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ import pytest
 from PIL import Image, ImageDraw
 from structlog.testing import capture_logs
 
-import ocrwatch.documents as documents
+import ocrwatch.recognition.documents as documents
 from imaging import render_lines, save
-from ocrwatch.config import Settings
-from ocrwatch.documents import SUPPORTED_SUFFIXES, Page, SourceInfo, load_pages, probe
 from ocrwatch.exceptions import (
     CorruptFileError,
     DependencyError,
@@ -29,6 +27,8 @@ from ocrwatch.exceptions import (
     InputError,
     UnsupportedFormatError,
 )
+from ocrwatch.recognition.documents import SUPPORTED_SUFFIXES, Page, SourceInfo, load_pages, probe
+from ocrwatch.settings.model import Settings
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from rapidfuzz.distance import Levenshtein
 from imaging import HANDWRITING, render_lines, two_columns
 from imaging import LEFT_COLUMN as LEFT
 from imaging import RIGHT_COLUMN as RIGHT
-from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines.base import PageResult
 from ocrwatch.engines.paddle import PaddleEngine
 from ocrwatch.exceptions import ConfigError
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import load_settings
 from pagecheck import check_page
 
 ENGLISH = [

@@ -13,9 +13,10 @@ from rapidfuzz.distance import Levenshtein
 from imaging import LEFT_COLUMN as LEFT
 from imaging import RIGHT_COLUMN as RIGHT
 from imaging import SERIF, render_lines, two_columns
-from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines.tesseract import TesseractEngine
 from ocrwatch.exceptions import ConfigError, DependencyError
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import load_settings
 from pagecheck import check_page
 
 ENGLISH = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrwatch import fsutil
+from ocrwatch.support import fsutil
 
 
 class TestNames:

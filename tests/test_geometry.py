@@ -10,10 +10,11 @@ from bench.photos import photograph
 from PIL import Image
 
 from imaging import render_lines, save
-from ocrwatch import geometry, pipeline
-from ocrwatch.config import PreprocessProfile, load_settings
 from ocrwatch.engines import EngineCache
-from ocrwatch.preprocess import PreparedPage, preprocess
+from ocrwatch.recognition import geometry, pipeline
+from ocrwatch.recognition.preprocess import PreparedPage, preprocess
+from ocrwatch.settings.model import load_settings
+from ocrwatch.settings.sections import PreprocessProfile
 
 LINES = ["Dear Anna, thank you for", "the lovely flowers and", "the card you sent me."]
 

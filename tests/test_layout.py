@@ -1,8 +1,8 @@
-"""Tests for ocrwatch.engines.layout: segments -> lines -> reading order, on plain boxes."""
+"""Tests for ocrwatch.engines.reading_order: segments -> lines -> reading order, on plain boxes."""
 
 from __future__ import annotations
 
-from ocrwatch.engines.layout import (
+from ocrwatch.engines.reading_order import (
     Segment,
     TextLine,
     bounding_box,

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from fsutil import fill_up
-from ocrwatch.config import Mode, OutputFormat
-from ocrwatch.documents import SourceInfo
 from ocrwatch.engines import Line, PageResult
 from ocrwatch.exceptions import OutputError, TransientOutputError
-from ocrwatch.outputs import atomic_write, sidecar_path, write_outputs
-from ocrwatch.pipeline import DocumentResult, PageRecord
+from ocrwatch.outputs.writer import atomic_write, sidecar_path, write_outputs
+from ocrwatch.recognition.documents import SourceInfo
+from ocrwatch.recognition.pipeline import DocumentResult, PageRecord
+from ocrwatch.settings.choices import Mode, OutputFormat
 
 
 def _result(

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from imaging import render_lines, save
-from ocrwatch.config import Mode, Settings, load_settings
 from ocrwatch.engines import EngineCache, PageResult
 from ocrwatch.engines.base import EngineContext
 from ocrwatch.engines.tesseract import TesseractEngine
@@ -18,7 +17,9 @@ from ocrwatch.exceptions import (
     PermanentEngineError,
     TransientEngineError,
 )
-from ocrwatch.pipeline import recognize_file
+from ocrwatch.recognition.pipeline import recognize_file
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import Settings, load_settings
 
 LINES = ["Quarterly report for the board", "Revenue grew by twelve percent"]
 

@@ -1,4 +1,4 @@
-"""Tests for ocrwatch.preprocess: text height, upscaling, deskew, binarization, step switches."""
+"""Tests for recognition.preprocess: text height, upscaling, deskew, binarization, step switches."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-import ocrwatch.preprocess as preprocess_module
+import ocrwatch.recognition.preprocess as preprocess_module
 from imaging import font, render_lines
-from ocrwatch.config import Binarize, PreprocessProfile
-from ocrwatch.preprocess import (
+from ocrwatch.recognition.preprocess import (
     PreparedPage,
     adaptive_binarize,
     estimate_skew,
@@ -21,6 +20,8 @@ from ocrwatch.preprocess import (
     otsu_threshold,
     preprocess,
 )
+from ocrwatch.settings.choices import Binarize
+from ocrwatch.settings.sections import PreprocessProfile
 
 LINES = [
     "The quick brown fox jumps over the lazy dog",
@@ -317,7 +318,7 @@ class TestRemoveRules:
 
     def test_rules_go_writing_stays(self) -> None:
         """Every rule is found; rows of rule become paper; ink of the writing is kept."""
-        from ocrwatch.preprocess import remove_rules
+        from ocrwatch.recognition.preprocess import remove_rules
 
         img = lined_note(self.LINES)
         out, count = remove_rules(img)
@@ -331,7 +332,7 @@ class TestRemoveRules:
     def test_plain_page_untouched(self) -> None:
         """A page without rules comes back unchanged, count 0."""
         from imaging import HANDWRITING, render_lines
-        from ocrwatch.preprocess import remove_rules
+        from ocrwatch.recognition.preprocess import remove_rules
 
         img = render_lines(self.LINES, font_path=HANDWRITING, size=44)
         out, count = remove_rules(img)
@@ -342,9 +343,10 @@ class TestRemoveRules:
         """Through the handwritten profile and PP-OCR, both lines read and no rule does."""
         from rapidfuzz.distance import Levenshtein
 
-        from ocrwatch.config import Mode, load_settings
         from ocrwatch.engines.paddle import PaddleEngine
-        from ocrwatch.preprocess import preprocess
+        from ocrwatch.recognition.preprocess import preprocess
+        from ocrwatch.settings.choices import Mode
+        from ocrwatch.settings.model import load_settings
 
         settings = load_settings(environ={})
         prepared = preprocess(lined_note(self.LINES), profile=settings.preprocess.handwritten)

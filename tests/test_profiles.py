@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ocrwatch.config import AfterSuccess, Mode, OutputFormat, Settings, load_settings
 from ocrwatch.exceptions import ConfigError
-from ocrwatch.profiles import effective_settings
+from ocrwatch.settings.choices import AfterSuccess, Mode, OutputFormat
+from ocrwatch.settings.model import Settings, load_settings
+from ocrwatch.settings.resolve import effective_settings
 
 PROFILES = [
     {"match": "es/**", "languages": "es", "name": "spanish"},

@@ -11,11 +11,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cloud import make_settings
 from imaging import HANDWRITING, render_lines, save
-from ocrwatch import decoding, pipeline
-from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines import EngineCache
 from ocrwatch.engines.linecrops import box_pieces, flatten, split_lines
 from ocrwatch.engines.paddle import PaddleEngine
+from ocrwatch.handwriting.lexicon import lexicon_for
+from ocrwatch.recognition import pipeline
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import load_settings
 from ocrwatch.testing.aspose_emulator import AsposeEmulator
 
 SECRET = "emulator-secret-routing-7Qw"
@@ -49,7 +51,7 @@ class TestSmallPrintedImages:
         settings = load_settings(overrides={"mode": "auto", "languages": ["spa"]})
         engines = EngineCache(settings)
         try:
-            from ocrwatch import preprocess
+            from ocrwatch.recognition import preprocess
 
             tess = engines.get("tesseract")
             image = preprocess.preprocess(blocky_label(), profile=settings.preprocess.printed).image
@@ -164,7 +166,7 @@ class TestWholePageBox:
         _, _, lines = box_pieces(rgb, flat, np.array([whole]))
         # first readings that any second reading beats, so the second ones are what is left
         texts, scores = ["-"] * len(lines), [-100.0] * len(lines)
-        lexicon = decoding.lexicon_for(["eng"])
+        lexicon = lexicon_for(["eng"])
         paddle._reread(paddle._ocr.text_rec, rgb, flat, lines, texts, scores, lexicon)
         assert min(scores) >= 0.0
         for text, line in zip(texts, self.LINES, strict=True):

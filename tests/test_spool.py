@@ -9,11 +9,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ocrwatch.config import Settings
-from ocrwatch.daemon.layout import Layout, check_layout, resolve_layout
+from ocrwatch.daemon.folders import Layout, check_layout, resolve_layout
 from ocrwatch.daemon.spool import Spool
 from ocrwatch.exceptions import ConfigError
-from ocrwatch.fsutil import durable_move
+from ocrwatch.settings.model import Settings
+from ocrwatch.support.fsutil import durable_move
 
 
 def make_layout(tmp_path: Path) -> Layout:

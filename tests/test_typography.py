@@ -1,10 +1,10 @@
-"""Tests for ocrwatch.engines.typography: spaces around punctuation by the page's languages."""
+"""Tests for ocrwatch.handwriting.typography: spaces around punctuation by the page's languages."""
 
 from __future__ import annotations
 
 import pytest
 
-from ocrwatch.engines.typography import tidy_spacing
+from ocrwatch.handwriting.typography import tidy_spacing
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ocrwatch.config import WatchMode
 from ocrwatch.daemon.watch import Watcher, choose_mode, filesystem_type, is_junk, scan
+from ocrwatch.settings.choices import WatchMode
 
 
 def wait_for(pred: object, *, timeout: float = 10.0) -> bool:

@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from imaging import render_lines
-from ocrwatch.config import Mode, load_settings
 from ocrwatch.engines import Line, PageResult, Word
 from ocrwatch.engines.paddle import PaddleEngine
 from ocrwatch.engines.tesseract import TesseractEngine
 from ocrwatch.engines.wordboxes import line_words, retext, split_box
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import load_settings
 
 LINES = ["Invoice 4711 is due on the first of May.", "Please keep this letter for records."]
 

@@ -1,4 +1,4 @@
-"""Tests for ocrwatch.wordcache: word data built once, then loaded from a private folder."""
+"""Tests for handwriting.wordcache: word data built once, then loaded from a private folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrwatch import wordcache
+from ocrwatch.handwriting import wordcache
 
 
 class Builder:

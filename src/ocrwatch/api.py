@@ -12,9 +12,9 @@ an API that exists in no real package. This facade gives that script a home::
     engine.set_language(ocr.Language.SPANISH)
     print(engine.recognize().text)
 
-Recognition goes through :func:`ocrwatch.pipeline.recognize_file`, the same path as
+Recognition goes through :func:`ocrwatch.recognition.pipeline.recognize_file`, the same path as
 ``ocrwatch ocr`` and the daemon (loading, preprocessing, engine choice, retries). Settings
-come from :func:`ocrwatch.config.load_settings`, so ``OCRWATCH_*`` variables, the TOML file
+come from :func:`ocrwatch.settings.model.load_settings`, so ``OCRWATCH_*`` variables, the TOML file
 and the secrets directory still apply; what the methods set wins. Every error raised is an
 :class:`ocrwatch.exceptions.OcrException` (``OcrwatchError``) subclass.
 """
@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ocrwatch.config import Mode, Settings, load_settings
 from ocrwatch.engines import EngineCache, PageResult
 from ocrwatch.exceptions import ConfigError, InputError
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import Settings, load_settings
 
 if TYPE_CHECKING:
-    from ocrwatch.pipeline import DocumentResult
+    from ocrwatch.recognition.pipeline import DocumentResult
 
 log = structlog.get_logger()
 
@@ -99,7 +100,7 @@ class OcrEngine:
     ) -> None:
         if not structlog.is_configured():
             # A library must not chatter on stdout (where the script prints its text).
-            from ocrwatch.logging import configure
+            from ocrwatch.support.logsetup import configure
 
             configure(level="warning")
         self._config_file = None if config_file is None else Path(config_file)
@@ -141,7 +142,7 @@ class OcrEngine:
         Raises InputError subclasses for a file that cannot be read as an image or PDF.
         """
         p = Path(path)
-        from ocrwatch import documents
+        from ocrwatch.recognition import documents
 
         try:
             documents.probe(p, settings=self.settings())
@@ -168,7 +169,7 @@ class OcrEngine:
         """
         if self._path is None:
             raise InputError("no image loaded: call load_image(path) first")
-        from ocrwatch import pipeline
+        from ocrwatch.recognition import pipeline
 
         settings = self.settings()
         if settings.engine == "aspose" and not self._cloud_checked:

@@ -22,8 +22,9 @@ from typing import Any
 import structlog
 
 from ocrwatch._version import __version__
-from ocrwatch.config import Mode, OutputFormat, Settings, WatchMode, load_settings
 from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
+from ocrwatch.settings.choices import Mode, OutputFormat, WatchMode
+from ocrwatch.settings.model import Settings, load_settings
 
 __all__ = ["build_parser", "main"]
 
@@ -169,7 +170,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _setup_logging(settings: Settings, *, stream: Any) -> None:
-    from ocrwatch.logging import configure
+    from ocrwatch.support.logsetup import configure
 
     configure(level=settings.log_level, fmt=settings.log_format, stream=stream)
 
@@ -223,8 +224,8 @@ def main(argv: Sequence[str] | None = None, *, quick_exit: bool = False) -> int:
             return run(settings)
         if args.command == "worker":
             _setup_logging(settings, stream=sys.stdout)
-            from ocrwatch.daemon.broker import run_worker
-            from ocrwatch.daemon.local import default_workers
+            from ocrwatch.daemon.celery_worker import run_worker
+            from ocrwatch.daemon.local_executor import default_workers
 
             return run_worker(settings, concurrency=args.concurrency or default_workers())
         if args.command == "status":
@@ -274,7 +275,7 @@ def _check_pdf_libraries() -> int:
 def _check_profiles(settings: Settings) -> list[str]:
     """Raise ConfigError naming the first profile whose engines or languages are unusable."""
     from ocrwatch.engines import EngineCache
-    from ocrwatch.profiles import check_profiles
+    from ocrwatch.recognition.pipeline import check_profiles
 
     engines = EngineCache(settings)
     try:
@@ -286,7 +287,7 @@ def _check_profiles(settings: Settings) -> list[str]:
 def _prepare_engines(settings: Settings) -> Any:
     """Build the engines the settings need and fail fast on engine/language problems."""
     from ocrwatch.engines import EngineCache
-    from ocrwatch.pipeline import check_engines
+    from ocrwatch.recognition.pipeline import check_engines
 
     engines = EngineCache(settings)
     check_engines(settings, engines)
@@ -347,8 +348,8 @@ def _ocr_one(
     args: argparse.Namespace, settings: Settings, engines: Any, path: Path, *, first: bool
 ) -> int | None:
     """Read one file, write or print its outputs; return its exit code when it failed."""
-    from ocrwatch.outputs import sidecar_path, write_outputs
-    from ocrwatch.pipeline import recognize_file
+    from ocrwatch.outputs.writer import sidecar_path, write_outputs
+    from ocrwatch.recognition.pipeline import recognize_file
 
     bound = log.bind(path=str(path))
     source_id = str(path.resolve())
@@ -394,7 +395,7 @@ def _emit(
     first: bool,
 ) -> None:
     """Write one file's result to stdout as the flags ask."""
-    from ocrwatch.outputs import build_manifest
+    from ocrwatch.outputs.writer import build_manifest
 
     if args.json:
         manifest = build_manifest(

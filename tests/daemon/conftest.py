@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ocrwatch.config import Settings, load_settings
 from ocrwatch.daemon.disposition import Disposition
+from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake
 from ocrwatch.daemon.journal import JOURNAL_NAME, Journal
-from ocrwatch.daemon.layout import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.spool import Spool
+from ocrwatch.settings.model import Settings, load_settings
 
 
 @dataclass

@@ -10,7 +10,7 @@ from daemon.conftest import Stages, build
 from fsutil import fill_up
 from ocrwatch.daemon.journal import Changes, Job, State
 from ocrwatch.daemon.messages import Failure, Written
-from ocrwatch.retry import Category
+from ocrwatch.support.retry import Category
 
 
 def claimed(stages: Stages, rel: str = "a.png", data: bytes = b"\x89PNG fake") -> Job:

@@ -11,7 +11,7 @@ from imaging import render_lines, save
 from ocrwatch.daemon.intake import Rejection
 from ocrwatch.daemon.journal import State
 from ocrwatch.daemon.messages import Failure, ProbeReport, ProbeTask, Result
-from ocrwatch.retry import Category
+from ocrwatch.support.retry import Category
 
 
 def drop(stages: Stages, rel: str) -> Path:

@@ -7,10 +7,10 @@ import time
 from pathlib import PurePosixPath
 
 from daemon.conftest import Stages
-from ocrwatch.config import AfterSuccess
 from ocrwatch.daemon.journal import Changes, State
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import HEARTBEAT, Spool
+from ocrwatch.settings.choices import AfterSuccess
 
 
 def plan(stages: Stages):  # type: ignore[no-untyped-def]

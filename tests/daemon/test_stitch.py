@@ -6,13 +6,14 @@ import json
 import time
 from pathlib import Path
 
-from ocrwatch.config import Mode, load_settings
-from ocrwatch.daemon.broker import map_paths
+from ocrwatch.daemon.celery_worker import map_paths
 from ocrwatch.daemon.messages import Failure, PagesRead, ProbeTask, RecognizeTask, Result, Written
 from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.engines.base import Line, PageResult
-from ocrwatch.pipeline import PageRecord
-from ocrwatch.retry import Category
+from ocrwatch.recognition.pipeline import PageRecord
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.model import load_settings
+from ocrwatch.support.retry import Category
 
 
 def task(tmp_path: Path, pages: tuple[int, int] | None = None) -> RecognizeTask:

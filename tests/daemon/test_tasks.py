@@ -12,11 +12,11 @@ import psutil
 import pytest
 
 from imaging import render_lines, save
-from ocrwatch.config import load_settings
 from ocrwatch.daemon import messages
-from ocrwatch.daemon.local import LocalExecutor
+from ocrwatch.daemon.execute import execute
+from ocrwatch.daemon.failures import classify
+from ocrwatch.daemon.local_executor import LocalExecutor
 from ocrwatch.daemon.messages import Failure, ProbeReport, ProbeTask, RecognizeTask, Result, Written
-from ocrwatch.daemon.tasks import classify, execute, settings_digest
 from ocrwatch.exceptions import (
     CorruptFileError,
     EmptyFileError,
@@ -26,7 +26,9 @@ from ocrwatch.exceptions import (
     TransientOutputError,
     UnsupportedFormatError,
 )
-from ocrwatch.retry import Category
+from ocrwatch.settings.model import load_settings
+from ocrwatch.settings.resolve import settings_digest
+from ocrwatch.support.retry import Category
 
 
 class TestClassify:

@@ -1,4 +1,4 @@
-"""Tests for ocrwatch.daemon.layout.Volume: a share that hangs counts as away, at once."""
+"""Tests for ocrwatch.daemon.folders.Volume: a share that hangs counts as away, at once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from ocrwatch.daemon.layout import Volume
+from ocrwatch.daemon.folders import Volume
 
 
 def test_a_hanging_look_is_away_and_the_loop_goes_on(tmp_path: Path) -> None:

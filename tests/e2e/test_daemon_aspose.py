@@ -10,8 +10,8 @@ import pytest
 
 from e2e.conftest import Daemon, Folders, SidecarChecker, page, sha256, wait_until
 from imaging import render_lines, save
-from ocrwatch.config import load_settings
 from ocrwatch.engines import EngineCache
+from ocrwatch.settings.model import load_settings
 from ocrwatch.testing.aspose_emulator import AsposeEmulator
 
 pytestmark = pytest.mark.e2e

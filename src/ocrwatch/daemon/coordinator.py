@@ -26,28 +26,28 @@ from typing import Any
 
 import structlog
 
-from ocrwatch import fsutil
 from ocrwatch._version import __version__
-from ocrwatch.config import ExecutorKind, Settings
 from ocrwatch.daemon.disposition import Disposition, DocumentLine
 from ocrwatch.daemon.executor import Executor
+from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake, Rejection
 from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State, open_journal
-from ocrwatch.daemon.layout import Layout, Mounts, check_layout, resolve_layout
-from ocrwatch.daemon.local import LocalExecutor, default_workers
+from ocrwatch.daemon.local_executor import LocalExecutor, default_workers
 from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
 from ocrwatch.daemon.metrics import Metrics
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
 from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.daemon.systemd import Notifier
-from ocrwatch.daemon.tasks import settings_digest
 from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
-from ocrwatch.fsutil import display
-from ocrwatch.outputs import sidecar_path
-from ocrwatch.profiles import after_success_for
-from ocrwatch.retry import Category
+from ocrwatch.outputs.writer import sidecar_path
+from ocrwatch.settings.choices import ExecutorKind
+from ocrwatch.settings.model import Settings
+from ocrwatch.settings.resolve import after_success_for, settings_digest
+from ocrwatch.support import fsutil
+from ocrwatch.support.fsutil import display
+from ocrwatch.support.retry import Category
 
 __all__ = ["Coordinator", "run"]
 
@@ -95,7 +95,7 @@ def run(settings: Settings) -> int:
 def make_executor(settings: Settings) -> Executor:
     """Return the executor ``settings.executor`` names."""
     if settings.executor is ExecutorKind.CELERY:
-        from ocrwatch.daemon.remote import CeleryExecutor
+        from ocrwatch.daemon.celery_executor import CeleryExecutor
 
         return CeleryExecutor(settings)
     size = settings.workers or default_workers()

@@ -3,7 +3,7 @@
 - **written**: the outputs are durable, so the original is archived, deleted or kept
   (``after_success``) and the job is done; a failed move is retried later, never the OCR;
 - **may pass** (engine busy, disk full, a crashed worker, an unexpected error): the next
-  attempt is scheduled with backoff (``ocrwatch.retry.FilePolicy``); after too many the
+  attempt is scheduled with backoff (``ocrwatch.support.retry.FilePolicy``); after too many the
   file is quarantined;
 - **will not pass** (not an image, corrupt, rejected by the engine): the original goes to
   the quarantine with ``<name>.reason.json``;
@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ocrwatch import fsutil
-from ocrwatch.config import AfterSuccess, DuplicatePolicy
 from ocrwatch.daemon.journal import Changes, Job, Journal, State, iso_time
 from ocrwatch.daemon.messages import Failure, Written
-from ocrwatch.profiles import after_success_for
-from ocrwatch.retry import Category, FilePolicy
+from ocrwatch.settings.choices import AfterSuccess, DuplicatePolicy
+from ocrwatch.settings.resolve import after_success_for
+from ocrwatch.support import fsutil
+from ocrwatch.support.retry import Category, FilePolicy
 
 if TYPE_CHECKING:
-    from ocrwatch.config import Settings
-    from ocrwatch.daemon.layout import Layout, Mounts
+    from ocrwatch.daemon.folders import Layout, Mounts
     from ocrwatch.daemon.spool import Spool
+    from ocrwatch.settings.model import Settings
 
 __all__ = ["Disposition", "DocumentLine", "final_state"]
 

@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ocrwatch.config import AfterSuccess
 from ocrwatch.daemon.journal import Changes, Job, Journal, State
 from ocrwatch.daemon.messages import ProbeReport, ProbeTask, Result
 from ocrwatch.daemon.stabilize import Signature, StabilityGate, Verdict
 from ocrwatch.daemon.watch import is_junk, scan
-from ocrwatch.documents import SUPPORTED_SUFFIXES
-from ocrwatch.fsutil import display
-from ocrwatch.profiles import after_success_for
-from ocrwatch.retry import Category, FilePolicy
+from ocrwatch.recognition.documents import SUPPORTED_SUFFIXES
+from ocrwatch.settings.choices import AfterSuccess
+from ocrwatch.settings.resolve import after_success_for
+from ocrwatch.support.fsutil import display
+from ocrwatch.support.retry import Category, FilePolicy
 
 if TYPE_CHECKING:
-    from ocrwatch.config import Settings
-    from ocrwatch.daemon.layout import Layout
+    from ocrwatch.daemon.folders import Layout
     from ocrwatch.daemon.spool import Spool
+    from ocrwatch.settings.model import Settings
 
 __all__ = ["Intake", "Rejection"]
 

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from ocrwatch.pipeline import PageRecord
-from ocrwatch.retry import Category
+from ocrwatch.recognition.pipeline import PageRecord
+from ocrwatch.support.retry import Category
 
 __all__ = [
     "SCHEMA_VERSION",

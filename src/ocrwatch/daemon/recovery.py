@@ -19,11 +19,11 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
-from ocrwatch import fsutil
-from ocrwatch.config import AfterSuccess
 from ocrwatch.daemon.journal import Changes, Job, Journal, State
 from ocrwatch.daemon.spool import Spool
-from ocrwatch.fsutil import display
+from ocrwatch.settings.choices import AfterSuccess
+from ocrwatch.support import fsutil
+from ocrwatch.support.fsutil import display
 
 __all__ = ["Recovery", "recover"]
 

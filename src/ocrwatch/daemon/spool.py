@@ -4,7 +4,7 @@ A file is claimed by an atomic ``rename`` into ``<inbox>/.ocrwatch-work/<instanc
 (of two daemons sharing an inbox, exactly one wins). Each instance keeps a heartbeat file in
 its folder; a peer whose heartbeat is older than the lease is taken for dead, and its
 claimed files are adopted by a live instance (again by rename: one adopter wins). Moves out
-go through :mod:`ocrwatch.fsutil` (durable, never clobbering, link or copy).
+go through :mod:`ocrwatch.support.fsutil` (durable, never clobbering, link or copy).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import structlog
 
-from ocrwatch import fsutil
 from ocrwatch._version import __version__
-from ocrwatch.daemon.layout import Layout
+from ocrwatch.daemon.folders import Layout
+from ocrwatch.support import fsutil
 
 __all__ = ["HEARTBEAT", "REASON_SUFFIX", "Spool"]
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from ocrwatch.daemon.folders import resolve_layout
 from ocrwatch.daemon.journal import (
     JOURNAL_NAME,
     TERMINAL_STATES,
@@ -25,13 +26,12 @@ from ocrwatch.daemon.journal import (
     State,
     iso_time,
 )
-from ocrwatch.daemon.layout import resolve_layout
 from ocrwatch.daemon.watch import scan
 from ocrwatch.exceptions import ExitCode
-from ocrwatch.fsutil import display
+from ocrwatch.support.fsutil import display
 
 if TYPE_CHECKING:
-    from ocrwatch.config import Settings
+    from ocrwatch.settings.model import Settings
 
 __all__ = ["collect", "report", "unjournaled"]
 

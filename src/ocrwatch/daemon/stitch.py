@@ -15,16 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocrwatch.config import Mode
+from ocrwatch.daemon.execute import written
+from ocrwatch.daemon.failures import classify
 from ocrwatch.daemon.messages import Failure, PagesRead, RecognizeTask, Result, Written
-from ocrwatch.daemon.tasks import classify, written
-from ocrwatch.documents import SourceInfo
 from ocrwatch.exceptions import OutputError
-from ocrwatch.pipeline import DocumentResult
-from ocrwatch.profiles import effective_settings
+from ocrwatch.recognition.documents import SourceInfo
+from ocrwatch.recognition.pipeline import DocumentResult
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.resolve import effective_settings
 
 if TYPE_CHECKING:
-    from ocrwatch.config import Settings
+    from ocrwatch.settings.model import Settings
 
 __all__ = ["Stitcher", "split"]
 
@@ -120,7 +121,7 @@ class Stitcher:
             return Failure(category, reason, exc.message)
 
     def _write_outputs(self, task: RecognizeTask, ranges: list[PagesRead]) -> Written:
-        from ocrwatch import outputs
+        from ocrwatch.outputs import writer as outputs
 
         first = ranges[0]
         records = tuple(r for part in ranges for r in part.records)

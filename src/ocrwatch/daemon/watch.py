@@ -33,7 +33,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from ocrwatch.config import WatchMode
+from ocrwatch.settings.choices import WatchMode
 
 __all__ = [
     "CANARY_PREFIX",

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult, Word
 from ocrwatch.exceptions import ConfigError, DependencyError
+from ocrwatch.support.throttle import Throttles
 
 if TYPE_CHECKING:
-    from ocrwatch.config import Settings
+    from ocrwatch.settings.model import Settings
 
 __all__ = [
     "BUILTIN_ENGINES",
@@ -75,8 +76,9 @@ def engine_class(name: str) -> type[Engine]:
 class EngineCache:
     """Builds each engine once on first use and shares it (engines are thread-safe)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, throttles: Throttles | None = None) -> None:
         self.settings = settings
+        self.throttles = throttles
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
@@ -85,7 +87,9 @@ class EngineCache:
         with self._lock:
             engine = self._engines.get(name)
             if engine is None:
-                engine = engine_class(name).from_settings(self.settings)
+                engine = engine_class(name).from_settings(
+                    self.settings, throttles=self.throttles
+                )
                 self._engines[name] = engine
             return engine
 

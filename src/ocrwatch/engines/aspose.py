@@ -31,7 +31,6 @@ from aspose_ocr_cloud.models.ocr_settings_recognize_image import OCRSettingsReco
 from aspose_ocr_cloud.models.ocr_settings_recognize_pdf import OCRSettingsRecognizePdf
 from aspose_ocr_cloud.models.result_type import ResultType
 
-from ocrwatch.config import Mode
 from ocrwatch.engines.aspose_session import (
     AsposeRateLimited,
     AsposeSession,
@@ -41,7 +40,8 @@ from ocrwatch.engines.aspose_session import (
 )
 from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult
 from ocrwatch.exceptions import ConfigError
-from ocrwatch.sections import AsposeSettings
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.sections import AsposeSettings
 
 if TYPE_CHECKING:
     from PIL import Image

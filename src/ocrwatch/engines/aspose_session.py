@@ -11,7 +11,7 @@ The SDK (``aspose-ocr-cloud`` 24.11.0) only serializes requests; this session ad
   logged and polling goes on (the task is already paid for).
 - **Timeouts** on every call; urllib3's own retries off (``retries=0``): the pipeline's
   retry is the only retry layer. 429/5xx carry the server's ``Retry-After``.
-- **Rate limit.** An optional throttle (``ocrwatch.ratelimit``) before every call.
+- **Rate limit.** An optional throttle (``ocrwatch.support.throttle``) before every call.
 
 Error mapping (always ``raise ... from exc``): connection failures and timeouts, 408, 429,
 5xx, garbled replies, ``NotExist``/``ResultDataLost`` -> transient; 400/404/413 and other
@@ -52,7 +52,7 @@ from pydantic import SecretStr
 from ocrwatch.exceptions import PermanentEngineError, TransientEngineError
 
 if TYPE_CHECKING:
-    from ocrwatch.ratelimit import Throttle
+    from ocrwatch.support.throttle import Throttle
 
 __all__ = [
     "AsposeRateLimited",

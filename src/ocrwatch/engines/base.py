@@ -2,8 +2,8 @@
 
 An engine turns one preprocessed page image into a :class:`PageResult` (lines in reading
 order, each with text and a confidence in [0, 1]). It is constructed once from the
-:class:`~ocrwatch.config.Settings` and then called many times, possibly from several threads,
-so implementations must be thread-safe (use a lock or per-thread state where the backend is
+settings (its own section of them) and then called many times, possibly from several
+threads, so implementations must be thread-safe (use a lock or per-thread state where the backend is
 not). Engines translate their backend's exceptions at the boundary:
 
 - :class:`~ocrwatch.exceptions.DependencyError` from the constructor or
@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
+from ocrwatch.support.throttle import Throttle, Throttles
+
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ocrwatch.config import Mode, Settings
-    from ocrwatch.ratelimit import Throttle
+    from ocrwatch.settings.choices import Mode
+    from ocrwatch.settings.model import Settings
 
 __all__ = [
     "Capabilities",
@@ -153,12 +155,16 @@ class Engine(ABC):
         self.context = context
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Engine:
-        """Build the engine from the whole settings (its section, languages, throttle)."""
-        section = settings.engine_section(cls.name, cls.settings_model)
-        from ocrwatch.ratelimit import for_engine
+    def from_settings(cls, settings: Settings, *, throttles: Throttles | None = None) -> Engine:
+        """Build the engine from its section of ``settings``, its languages and ``throttles``.
 
-        throttle = for_engine(settings, cls.name, section) if cls.capabilities.network else None
+        ``throttles`` says where a network engine keeps its request window (default: this
+        process alone, in memory); the process that starts builds it and hands it down.
+        """
+        section = settings.engine_section(cls.name, cls.settings_model)
+        throttle = None
+        if cls.capabilities.network:
+            throttle = (throttles or Throttles()).for_engine(cls.name, section)
         context = EngineContext(
             section=section,
             languages=tuple(settings.languages),

@@ -3,9 +3,10 @@
 Weights come only from the rapidocr wheel: the model paths are passed explicitly so rapidocr
 never resolves (and never downloads) a model by name; a missing file is a DependencyError at
 construction. The angle classifier is off by default because it flips handwritten lines 180
-degrees (docs/engines.md, gotcha 1). rapidocr returns unordered segments; :mod:`.layout` turns
-them into lines in reading order. Line crops are read with rapidocr's recognizer and decoded by
-:mod:`ocrwatch.decoding` (a lexicon beam search for languages wordfreq has a word list for).
+degrees (docs/engines.md, gotcha 1). rapidocr returns unordered segments; :mod:`.reading_order`
+turns them into lines in reading order. Line crops are read with rapidocr's recognizer
+(:mod:`.paddle_inference`) and decoded by :mod:`~ocrwatch.handwriting.ctc_search` (a lexicon
+beam search for languages wordfreq has a word list for).
 Pages whose languages are all in ``paddle.tuned_languages`` are read by the tuned recognizer in
 ``ocrwatch/models`` when the package ships it (``models/PROVENANCE.md``); other pages by the
 wheel's.
@@ -33,12 +34,10 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from ocrwatch import decoding
-from ocrwatch.config import Decoder
 from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult
-from ocrwatch.engines.layout import Segment, bounding_box, reading_order
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
-from ocrwatch.engines.typography import tidy_spacing
+from ocrwatch.engines.paddle_inference import recognize_crops
+from ocrwatch.engines.reading_order import Segment, bounding_box, reading_order
 from ocrwatch.engines.wordboxes import words_from_segments
 from ocrwatch.exceptions import (
     ConfigError,
@@ -46,13 +45,17 @@ from ocrwatch.exceptions import (
     PermanentEngineError,
     TransientEngineError,
 )
-from ocrwatch.sections import PaddleSettings
+from ocrwatch.handwriting.lexicon import Lexicon, english_only, lexicon_for
+from ocrwatch.handwriting.scoring import BeamSettings, likelier
+from ocrwatch.handwriting.typography import tidy_spacing
+from ocrwatch.settings.choices import Decoder
+from ocrwatch.settings.sections import PaddleSettings
 
 if TYPE_CHECKING:
     from PIL import Image
     from pydantic import BaseModel
 
-    from ocrwatch.config import Mode
+    from ocrwatch.settings.choices import Mode
 
 __all__ = ["LANGUAGE_LETTERS", "PaddleEngine"]
 
@@ -258,7 +261,7 @@ class PaddleEngine(Engine):
         self._reread_languages = frozenset(cfg.reread_languages)
         self._reread_lm_weight = cfg.reread_lm_weight
         self._decoder = cfg.decoder
-        self._beam = decoding.BeamSettings(
+        self._beam = BeamSettings(
             beam=cfg.beam_width,
             alpha=cfg.lm_weight,
             beta=cfg.word_bonus,
@@ -281,7 +284,7 @@ class PaddleEngine(Engine):
         languages = tuple(code for code in context.languages if code in self._languages)
         tuned = self._uses_tuned(languages)
         lexicon = self._decoder is Decoder.LEXICON
-        spelling = context.spellcheck and languages == ("eng",)
+        spelling = context.spellcheck and english_only(languages)
         if not (tuned or lexicon or spelling):
             return
 
@@ -290,11 +293,11 @@ class PaddleEngine(Engine):
                 with contextlib.suppress(DependencyError):  # raised again to the page
                     self._text_rec(languages)
             if lexicon:
-                decoding.lexicon_for(languages)
+                lexicon_for(languages)
             if spelling:
-                from ocrwatch import correct
+                from ocrwatch.handwriting.spelling import preload
 
-                correct.preload()
+                preload()
 
         threading.Thread(target=work, name="ocrwatch-wordlists", daemon=True).start()
 
@@ -387,7 +390,7 @@ class PaddleEngine(Engine):
             return _Result(boxes=[], txts=[], scores=[])
         flat = flatten(gray)
         crops, quads, lines = box_pieces(array, flat, boxes)
-        lexicon = decoding.lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
+        lexicon = lexicon_for(languages) if self._decoder is Decoder.LEXICON else None
         text_rec = self._text_rec(languages)
         txts: list[str] = []
         scores: list[float] = []
@@ -406,14 +409,14 @@ class PaddleEngine(Engine):
         lines: Sequence[npt.NDArray[np.float32]],
         txts: list[str],
         scores: list[float],
-        lexicon: decoding.Lexicon | None,
+        lexicon: Lexicon | None,
     ) -> None:
         """Read doubtful pieces again with a looser frame; keep the likelier reading.
 
         The tight frame sometimes cuts a tall capital or a long descender: the same line
         (``lines``, one per piece) framed with more room above and below reads better then.
         Of the two readings, the one with the higher confidence plus ``reread_lm_weight``
-        times its words' mean log probability (:func:`decoding.likelier`) is kept. Updates
+        times its words' mean log probability (:func:`likelier`) is kept. Updates
         ``txts``/``scores`` in place.
         """
         doubtful = [k for k, score in enumerate(scores) if score < self._reread_below]
@@ -428,7 +431,7 @@ class PaddleEngine(Engine):
             return
         new_txts, new_scores = self._read(text_rec, crops, lexicon)
         for k, txt, score in zip(ks, new_txts, new_scores, strict=True):
-            txts[k], scores[k] = decoding.likelier(
+            txts[k], scores[k] = likelier(
                 (txts[k], scores[k]),
                 (txt, score),
                 lexicon,
@@ -469,9 +472,9 @@ class PaddleEngine(Engine):
             return self._tuned_rec
 
     def _read(
-        self, text_rec: Any, crops: list[npt.NDArray[np.uint8]], lexicon: decoding.Lexicon | None
+        self, text_rec: Any, crops: list[npt.NDArray[np.uint8]], lexicon: Lexicon | None
     ) -> tuple[list[str], list[float]]:
-        return decoding.recognize_crops(text_rec, crops, lexicon=lexicon, settings=self._beam)
+        return recognize_crops(text_rec, crops, lexicon=lexicon, settings=self._beam)
 
     @staticmethod
     def _lines(result: Any, *, width: int, height: int) -> tuple[Line, ...]:

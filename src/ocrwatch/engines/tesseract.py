@@ -20,13 +20,13 @@ import structlog
 
 from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult, Word
 from ocrwatch.exceptions import ConfigError, DependencyError, PermanentEngineError
-from ocrwatch.sections import TesseractSettings
+from ocrwatch.settings.sections import TesseractSettings
 
 if TYPE_CHECKING:
     from PIL import Image
     from pydantic import BaseModel
 
-    from ocrwatch.config import Mode
+    from ocrwatch.settings.choices import Mode
 
 __all__ = ["DEBIAN_TESSDATA", "TesseractEngine", "resolve_tessdata"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ocrwatch.engines.base import Line, PixelBox, Word
-from ocrwatch.engines.layout import Segment
+from ocrwatch.engines.reading_order import Segment
 
 __all__ = ["line_words", "retext", "split_box", "words_from_segments"]
 

@@ -74,8 +74,8 @@ from urllib.parse import parse_qs, urlsplit
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ocrwatch.config import Settings
     from ocrwatch.engines import EngineCache
+    from ocrwatch.settings.model import Settings
 
 __all__ = ["AsposeEmulator", "Endpoint", "Fault", "FaultPlan", "Submission", "main"]
 
@@ -598,7 +598,7 @@ class AsposeEmulator:
             return task.text, task.error
 
     def _recognize(self, task: _Task) -> str:
-        from ocrwatch.config import Mode
+        from ocrwatch.settings.choices import Mode
 
         language = str(task.settings.get("language") or "English")
         code = LOCAL_LANGUAGES.get(language)
@@ -625,8 +625,8 @@ class AsposeEmulator:
     def _engine(self, name: str) -> Any:
         with self._lock:
             if self._engines is None:
-                from ocrwatch.config import load_settings
                 from ocrwatch.engines import EngineCache
+                from ocrwatch.settings.model import load_settings
 
                 self._engines = EngineCache(self._settings or load_settings())
             engines = self._engines

@@ -1,0 +1,1 @@
+"""The handwriting language model: word lists and pairs, CTC search, spelling, typography."""

@@ -1,0 +1,1 @@
+"""What a recognized document becomes: sidecar text, manifest, searchable PDF, hOCR, ALTO."""

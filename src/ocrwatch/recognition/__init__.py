@@ -1,0 +1,1 @@
+"""Recognition of one document: open its pages, preprocess, read with an engine, correct."""

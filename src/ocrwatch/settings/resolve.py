@@ -1,0 +1,87 @@
+"""The settings one file is read with: the global ones, or its hot-folder profile's over them.
+
+Globs are fnmatch-style: ``*`` also crosses folders, so ``es/*`` and ``es/**`` both take
+everything under ``es/``, and a leading ``**/`` also matches at the top.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fnmatch import fnmatchcase
+from pathlib import PurePath
+from typing import Any
+
+from ocrwatch.settings.choices import AfterSuccess
+from ocrwatch.settings.model import Settings
+from ocrwatch.settings.profiles import OVERRIDES, Profile
+
+__all__ = [
+    "after_success_for",
+    "apply_profile",
+    "effective_settings",
+    "matching_profile",
+    "settings_digest",
+]
+
+
+def _matches(pattern: str, relpath: str) -> bool:
+    if fnmatchcase(relpath, pattern):
+        return True
+    return pattern.startswith("**/") and fnmatchcase(relpath, pattern[3:])
+
+
+def matching_profile(profiles: list[Profile], relpath: str | PurePath) -> Profile | None:
+    """Return the first profile whose ``match`` takes ``relpath``, or None."""
+    rel = PurePath(relpath).as_posix()
+    return next((p for p in profiles if _matches(p.match, rel)), None)
+
+
+def after_success_for(settings: Settings, relpath: str | PurePath) -> AfterSuccess:
+    """Return what happens to ``relpath``'s original after success (its profile, or global)."""
+    profile = matching_profile(settings.profiles, relpath)
+    if profile is not None and profile.after_success is not None:
+        return profile.after_success
+    return settings.after_success
+
+
+def effective_settings(settings: Settings, relpath: str | PurePath) -> tuple[Settings, str | None]:
+    """Return the settings to read ``relpath`` with and the profile's label (None: global).
+
+    Pure: ``settings`` is not changed. The overrides were validated when the settings were
+    loaded, so this raises nothing for a loaded configuration.
+    """
+    profile = matching_profile(settings.profiles, relpath)
+    if profile is None:
+        return settings, None
+    return apply_profile(settings, profile), profile.label
+
+
+def apply_profile(settings: Settings, profile: Profile) -> Settings:
+    """Return ``settings`` with ``profile``'s overrides."""
+    update: dict[str, Any] = {
+        key: getattr(profile, key) for key in OVERRIDES if getattr(profile, key) is not None
+    }
+    if profile.preprocess:
+        merged = settings.preprocess.model_dump()
+        for kind, table in profile.preprocess.items():
+            merged[kind] = {**merged.get(kind, {}), **table}
+        update["preprocess"] = type(settings.preprocess).model_validate(merged)
+    return settings.model_copy(update=update)
+
+
+#: The settings that change what a recognition reads or writes (not paths, not logging).
+_RECOGNITION_KEYS = frozenset(
+    {
+        "mode", "engine", "languages", "auto_printed_confidence", "spellcheck", "pdf_dpi",
+        "max_pixels", "max_file_bytes", "max_pages", "preprocess", "tesseract", "paddle",
+        "outputs", "profiles",
+    }
+)  # fmt: skip
+
+
+def settings_digest(settings: Settings) -> str:
+    """Return a short digest of the settings that decide what a recognition produces."""
+    data = settings.model_dump(mode="json", include=set(_RECOGNITION_KEYS))
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
