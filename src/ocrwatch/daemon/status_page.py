@@ -73,7 +73,7 @@ _STYLE = """
 body{font-family:sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f2f2f2} .num{text-align:right} .bad{color:#a00} .muted{color:#777}
+th{background:#f2f2f2} .bad{color:#a00}
 """
 
 
@@ -151,34 +151,34 @@ class StatusPage:
             'numbers for Prometheus at <a href="/metrics">/metrics</a>)</p>'
             f'<p id="status">{_e(status)}</p>'
         )
+        recent_table = _table(
+            "recent",
+            ("finished", "file", "pages", "engine", "seconds", "outcome"),
+            [
+                (
+                    iso_time(d.at),
+                    display(d.relpath),
+                    d.pages,
+                    d.engine,
+                    None if d.seconds is None else f"{d.seconds:.1f}",
+                    d.outcome if not d.reason else f"{d.outcome} ({d.reason})",
+                )
+                for d in recent
+            ],
+            "No document finished since the daemon started.",
+        )
         parts = [head, top]
         if data is None:
             parts.append('<p class="bad">The journal cannot be read right now.</p>')
+            parts += ["<h2>Recent documents</h2>", recent_table]
         else:
-            parts += self._journal_parts(data)
-        parts.append("<h2>Recent documents</h2>")
-        parts.append(
-            _table(
-                "recent",
-                ("finished", "file", "pages", "engine", "seconds", "outcome"),
-                [
-                    (
-                        iso_time(d.at),
-                        display(d.relpath),
-                        d.pages,
-                        d.engine,
-                        None if d.seconds is None else f"{d.seconds:.1f}",
-                        d.outcome if not d.reason else f"{d.outcome} ({d.reason})",
-                    )
-                    for d in recent
-                ],
-                "No document finished since the daemon started.",
-            )
-        )
+            backlog, rest = self._journal_parts(data)
+            parts += [*backlog, "<h2>Recent documents</h2>", recent_table, *rest]
         parts.append("</body></html>")
         return "".join(parts)
 
-    def _journal_parts(self, data: dict[str, Any]) -> list[str]:
+    def _journal_parts(self, data: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """Return the backlog part and the failures, workers and totals parts."""
         counts: dict[str, int] = data["counts"]
         backlog = [(s, counts[s]) for s in counts if State(s) not in TERMINAL_STATES]
         done = [(s, counts[s]) for s in counts if State(s) in TERMINAL_STATES]
@@ -202,14 +202,14 @@ class StatusPage:
             for f in data["recent_failures"]
         ]
         workers = [(w["worker"], w["last_seen"], _span(w["age_s"])) for w in data["workers"]]
-        return [
+        top = [
             "<h2>Backlog</h2>",
             f'<p id="backlog">{_e(data["backlog"])} file(s) not finished; '
             f'<span id="oldest">{_e(oldest_text)}</span>; last success: '
             f"{_e(data['last_success'] or 'never')}</p>",
             _table("backlog", ("state", "files"), backlog, ""),
-            "<h2>Finished (all time)</h2>",
-            _table("finished", ("state", "files"), done, ""),
+        ]
+        rest = [
             "<h2>Recent failures and quarantines</h2>",
             _table(
                 "failures",
@@ -219,4 +219,7 @@ class StatusPage:
             ),
             "<h2>Workers seen</h2>",
             _table("workers", ("worker", "last seen", "ago"), workers, "No worker seen yet."),
+            "<h2>Finished (all time)</h2>",
+            _table("finished", ("state", "files"), done, ""),
         ]
+        return top, rest
