@@ -132,12 +132,16 @@ class TestSettings:
         assert notify_urls_for(s, None) == ("json://admin/",)
         assert "hr-team" not in str(s.masked())
 
-    def test_unknown_scheme_is_a_config_error(self) -> None:
-        """A URL Apprise does not understand stops the start, named, password not shown."""
+    def test_unknown_scheme_is_a_config_error(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A URL Apprise does not understand stops the start, named, password not shown,
+        not even half masked the way Apprise logs it ("s...5")."""
         s = settings(urls=["json://ok/", f"nosuchservice://u:{SECRET}@h/"])
         with pytest.raises(ConfigError, match=r"notify\.urls\[1\]") as err:
             check_urls(s)
         assert SECRET not in str(err.value)
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "nosuchservice://h/..." in logged
+        assert f"{SECRET[0]}...{SECRET[-1]}" not in logged and SECRET not in logged
 
 
 class TestTriggers:

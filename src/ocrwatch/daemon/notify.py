@@ -13,7 +13,9 @@ passwords: they are only ever logged as :func:`redact` makes them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
+import re
 import socket
 import threading
 import time
@@ -209,8 +211,30 @@ def redact(url: str) -> str:
     return f"{parts.scheme}://{host}{port}/..." if parts.scheme else "<notify URL>"
 
 
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+class _RedactUrls(logging.Filter):
+    """Apprise logs URLs with the password half masked ("p...3"): log only :func:`redact`'s."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "://" in message:
+            record.msg = _URL.sub(lambda m: redact(m.group(0)), message)
+            record.args = ()
+        return True
+
+
+def _guard_apprise_log() -> None:
+    logger = logging.getLogger("apprise")
+    if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+        logger.addFilter(_RedactUrls())
+
+
 def _apprise_url_ok(url: str) -> bool:
     import apprise
+
+    _guard_apprise_log()
 
     return bool(apprise.Apprise().add(url))
 
@@ -240,6 +264,7 @@ def apprise_send(url: str, title: str, body: str) -> None:
     """Send one notification to ``url`` with Apprise; raises SendFailed when it fails."""
     import apprise
 
+    _guard_apprise_log()
     client = apprise.Apprise()
     if not client.add(url):
         raise SendFailed("not an Apprise URL")
