@@ -139,3 +139,45 @@ class TestShareAway:
         away = next(m for m in hook.messages() if "has been away" in m)
         assert f"the inbox {folders.inbox} has been away for" in away
         assert sum("has been away" in m for m in hook.messages()) == 1
+
+    def test_outbox_away_backlog_waits(
+        self,
+        folders: Folders,
+        make_daemon: Callable[..., Daemon],
+        bind_mounts: list[Path],
+    ) -> None:
+        """The outbox share gone with a scan waiting: the share and then the backlog older
+        than pending_age are told; once the share is back the scan is read."""
+        share = folders.root / "nas-out"
+        share.mkdir()
+        _mount("--bind", str(share), str(folders.outbox))
+        bind_mounts.append(folders.outbox)
+        with JsonSink() as hook:
+            daemon = make_daemon(
+                notify__urls=json.dumps([hook.url]),
+                notify__away_after=1,
+                notify__pending_age=3,
+                notify__digest_window=0.2,
+            ).start()
+            subprocess.run(["umount", "-l", str(folders.outbox)], check=True)
+            wait_until(
+                lambda: daemon.event_seen("outbox.unavailable"), timeout=20, what="the pause"
+            )
+            write_doc(folders.inbox / "waiting.png", 2)
+            wait_until(
+                lambda: any("backlog not moving" in m for m in hook.messages()),
+                timeout=30,
+                what="the backlog told",
+            )
+            _mount("--bind", str(share), str(folders.outbox))
+            wait_until(lambda: (share / "waiting.png.txt").is_file(), timeout=60, what="read")
+            wait_until(
+                lambda: any("is back after" in m for m in hook.messages()),
+                timeout=30,
+                what="the share back told",
+            )
+            assert daemon.stop() == 0
+        text = "\n".join(hook.messages())
+        assert f"the outbox {folders.outbox} has been away for" in text
+        assert "1 file(s) unfinished; the oldest has waited" in text
+        assert f"the outbox {folders.outbox} is back after" in text
