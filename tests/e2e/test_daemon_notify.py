@@ -13,6 +13,7 @@ import pytest
 
 from browser import read
 from e2e.conftest import Daemon, Folders, wait_until, write_doc
+from e2e.test_celery import Cluster, cluster  # noqa: F401 (a fixture: pytest finds it here)
 from notifysinks import JsonSink, SmtpSink
 from ocrwatch._version import __version__
 from redisserver import free_port
@@ -85,6 +86,31 @@ class TestNotifiedAndShown:
         output = daemon.output()
         assert SECRET not in output
         assert '"event": "notify.sent"' in output
+
+
+class TestWorkersOnThePage:
+    """Celery workers seen, on the status page."""
+
+    def test_worker_listed(self, cluster: Callable[..., Cluster]) -> None:  # noqa: F811
+        """A coordinator and one ``ocrwatch worker``: the worker process that read the
+        document (its manifest's processed_by) is listed under "Workers seen"."""
+        c = cluster()
+        c.coordinator.start()
+        c.worker()
+        write_doc(c.folders.inbox / "w.png", 3)
+        wait_until(lambda: "w.png" in c.processed(), timeout=120, what="the document")
+        by = json.loads(c.folders.sidecars("w.png")[0].with_suffix(".json").read_text())
+        name = f"{by['processed_by']['host']}:{by['processed_by']['pid']}"
+        url = f"http://127.0.0.1:{c.metrics_port}/"
+
+        def workers() -> str:
+            text = " ".join(read(url).text.split())
+            return text.split("Workers seen", 1)[-1].split("Finished (all time)", 1)[0]
+
+        wait_until(lambda: name in workers(), timeout=30, what=f"{name} on the page")
+        text = " ".join(read(url).text.split())
+        assert "w.png 1 tesseract" in text
+        assert c.coordinator.stop() == 0
 
 
 @pytest.fixture
