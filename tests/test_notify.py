@@ -75,14 +75,14 @@ class TestRender:
             [
                 ShareAway("inbox", "/srv/in", 600),
                 ShareBack("inbox", "/srv/in", 900),
-                BacklogOld(age_s=7300, pending=12),
+                BacklogOld(age_s=7300, pending=12, oldest="in/old.pdf"),
                 DaemonStopped("the journal cannot be written\nTraceback ..."),
             ],
             host="h",
         )
         assert "the inbox /srv/in has been away for 10 min" in body
         assert "is back after 15 min" in body
-        assert "12 file(s) unfinished; the oldest has waited 2.0 h" in body
+        assert "12 file(s) unfinished; the oldest (in/old.pdf) has waited 2.0 h" in body
         assert "ocrwatch stopped on an error: the journal cannot be written" in body
         assert "Traceback" not in body
 
@@ -176,9 +176,9 @@ class TestTriggers:
         t, told = self.make(pending_age=600)
         t.backlog(oldest=1000.0, pending=3, now=1500.0)
         assert told == []
-        t.backlog(oldest=1000.0, pending=3, now=1600.0)
-        t.backlog(oldest=1000.0, pending=4, now=1700.0)
-        assert told == [BacklogOld(age_s=600.0, pending=3)]
+        t.backlog(oldest=1000.0, pending=3, now=1600.0, name=lambda: "in/old.pdf")
+        t.backlog(oldest=1000.0, pending=4, now=1700.0, name=lambda: "in/old.pdf")
+        assert told == [BacklogOld(age_s=600.0, pending=3, oldest="in/old.pdf")]
         t.backlog(oldest=None, pending=0, now=1800.0)
         t.backlog(oldest=1900.0, pending=1, now=2600.0)
         assert len(told) == 2

@@ -205,5 +205,5 @@ class TestShareAway:
             assert daemon.stop() == 0
         text = "\n".join(hook.messages())
         assert f"the outbox {folders.outbox} has been away for" in text
-        assert "1 file(s) unfinished; the oldest has waited" in text
+        assert "1 file(s) unfinished; the oldest (waiting.png) has waited" in text
         assert f"the outbox {folders.outbox} is back after" in text

@@ -417,7 +417,12 @@ class Coordinator:
         counts = self.journal.counts()
         pending = sum(n for s, n in counts.items() if State(s) not in TERMINAL_STATES)
         oldest = self.journal.oldest_unfinished()
-        self.triggers.backlog(oldest=oldest, pending=pending, now=time.time())
+        self.triggers.backlog(
+            oldest=oldest,
+            pending=pending,
+            now=time.time(),
+            name=lambda: next((j.relpath for j in self.journal.unfinished()), None),
+        )
 
     def _log_signals(self) -> None:
         while self._signals:

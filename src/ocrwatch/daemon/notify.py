@@ -105,13 +105,17 @@ class BacklogOld:
     """The oldest unfinished file has waited longer than ``pending_age``."""
 
     kind: ClassVar[Kind] = Kind.BACKLOG_OLD
-    relpath: ClassVar[None] = None
+    relpath: ClassVar[None] = None  # the whole daemon's: told to the global URLs
     age_s: float
     pending: int
+    oldest: str | None = None
 
     def line(self) -> str:
         """Return the event as one line of a message."""
-        return f"{self.pending} file(s) unfinished; the oldest has waited {_span(self.age_s)}"
+        which = f" ({display(self.oldest)})" if self.oldest else ""
+        return (
+            f"{self.pending} file(s) unfinished; the oldest{which} has waited {_span(self.age_s)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,15 +432,25 @@ class Triggers:
         """A file was processed: forget that it was failing."""
         self._failing.discard(job_id)
 
-    def backlog(self, *, oldest: float | None, pending: int, now: float) -> None:
-        """The oldest unfinished file was discovered at ``oldest`` (epoch s; None: nothing)."""
+    def backlog(
+        self,
+        *,
+        oldest: float | None,
+        pending: int,
+        now: float,
+        name: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        """The oldest unfinished file was discovered at ``oldest`` (epoch s; None: nothing).
+
+        ``name()`` returns its name; it is called only when this is told.
+        """
         limit = self.settings.notify.pending_age
         age = 0.0 if oldest is None else now - oldest
         if not limit or age < limit:
             self._backlog_told = False
         elif not self._backlog_told:
             self._backlog_told = True
-            self.enqueue(BacklogOld(age_s=age, pending=pending))
+            self.enqueue(BacklogOld(age_s=age, pending=pending, oldest=name()))
 
     def share(self, share: str, *, ok: bool, path: str, now: float) -> None:
         """``share`` (inbox or outbox) is there or not at monotonic time ``now``."""
