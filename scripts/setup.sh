@@ -2,7 +2,8 @@
 # Install everything ocrwatch needs on a fresh Debian/Ubuntu machine, idempotently:
 # Debian packages (Tesseract + language packs, poppler, Python venv), then a virtualenv in
 # .venv with ocrwatch installed from this checkout. Usage: scripts/setup.sh [--test]
-#   --test   also install what the test suite needs (qpdf, systemd-analyze, handwriting fonts)
+#   --test   also install what the test suite needs (qpdf, systemd-analyze, handwriting fonts,
+#            redis-server, chromium, promtool)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +21,11 @@ if [ "$WITH_TEST" = 1 ]; then
   # qpdf: makes password-protected PDFs and checks searchable ones; systemd:
   # systemd-analyze verify/security; handwriting fonts: the tests render notes in them (no
   # evaluation data in the repo); redis-server: the broker of the many-hosts tests (the
-  # tests start their own on 127.0.0.1; the Debian service itself is not needed).
-  PKGS+=(qpdf systemd fonts-breip fonts-femkeklaver fonts-humor-sans redis-server)
+  # tests start their own on 127.0.0.1; the Debian service itself is not needed); chromium:
+  # the tests read the status page in headless Chromium; prometheus: promtool checks and
+  # tests docs/prometheus-alerts.yml (the Prometheus service itself is not needed).
+  PKGS+=(qpdf systemd fonts-breip fonts-femkeklaver fonts-humor-sans redis-server chromium
+         prometheus)
 fi
 
 missing=()

@@ -31,12 +31,21 @@ from ocrwatch.daemon.disposition import Disposition, DocumentLine
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake, Rejection
-from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State, open_journal
+from ocrwatch.daemon.journal import (
+    JOURNAL_NAME,
+    TERMINAL_STATES,
+    Job,
+    Journal,
+    State,
+    open_journal,
+)
 from ocrwatch.daemon.local_executor import LocalExecutor, default_workers
 from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
 from ocrwatch.daemon.metrics import Metrics
+from ocrwatch.daemon.notify import Notifications, Triggers, check_urls
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
+from ocrwatch.daemon.status_page import Recent, StatusPage
 from ocrwatch.daemon.stitch import Stitcher, split
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
@@ -71,8 +80,10 @@ def run(settings: Settings) -> int:
     check_layout(layout)
     mounts = Mounts(layout)
     mounts.claim()
+    check_urls(settings)
     journal, instance = open_journal(layout.state_dir / JOURNAL_NAME)
     metrics = Metrics() if settings.metrics_port else None
+    page = StatusPage(layout.state_dir / JOURNAL_NAME) if metrics is not None else None
     coordinator = Coordinator(
         settings,
         layout=layout,
@@ -82,10 +93,16 @@ def run(settings: Settings) -> int:
         executor=make_executor(settings),
         notifier=Notifier.from_env(),
         metrics=metrics,
+        notifications=Notifications(settings),
+        page=page,
     )
     if metrics is not None and settings.metrics_port is not None:
         try:
-            metrics.serve(settings.metrics_port, settings.metrics_address)
+            metrics.serve(
+                settings.metrics_port,
+                settings.metrics_address,
+                page=page.html if page is not None else None,
+            )
         except OSError as exc:
             journal.close()
             raise ConfigError(f"metrics_port {settings.metrics_port}: {exc.strerror}") from exc
@@ -133,6 +150,8 @@ class Coordinator:
         executor: Executor,
         notifier: Notifier,
         metrics: Metrics | None = None,
+        notifications: Notifications | None = None,
+        page: StatusPage | None = None,
     ) -> None:
         """Wire the stages (nothing starts until :meth:`run`)."""
         self.settings = settings
@@ -144,6 +163,9 @@ class Coordinator:
         self.notifier = notifier
         self.spool = Spool(layout, instance_id=instance)
         self.metrics = metrics
+        self.page = page
+        self.notifications = notifications or Notifications(settings)
+        self.triggers = Triggers(settings, self.notifications.enqueue)
         self.disposition = Disposition(
             settings=settings,
             layout=layout,
@@ -185,6 +207,7 @@ class Coordinator:
             settings=self.settings.masked(),
         )
         old_handlers = self._install_signals()
+        self.notifications.start()
         try:
             self.executor.start()
             self._sweep()
@@ -196,7 +219,15 @@ class Coordinator:
             log.info("daemon.ready", watch_mode=self.watcher.mode.value, why=self.watcher.reason)
             self._loop()
             self._drain()
+        except Exception as exc:
+            self.triggers.stopped(exc)
+            raise
         finally:
+            self.notifications.close()
+            if self.metrics is not None:
+                self.metrics.close()
+            if self.page is not None:
+                self.page.close()
             self.watcher.stop()
             self.executor.close()
             self.stitcher.close()  # a write still running ends first; its job stays claimed
@@ -239,9 +270,35 @@ class Coordinator:
             old[signum] = signal.signal(signum, handler)
         return old
 
-    def _observe(self, event: str, line: DocumentLine) -> None:
+    def _observe(self, event: str, job: Job, line: DocumentLine) -> None:
         if self.metrics is not None:
             self.metrics.document(event, line.outcome, line.reason, line.duration_s)
+        if event == "document.quarantined":
+            why = line.reason or "quarantined"
+            self.triggers.quarantined(
+                job_id=job.job_id, relpath=job.relpath, reason=why, message=line.error or ""
+            )
+        elif event == "document.retry_scheduled" and line.reason != "finish_failed":
+            self.triggers.retrying(
+                job_id=job.job_id,
+                relpath=job.relpath,
+                attempts=job.attempts,
+                reason=line.reason,
+                message=line.error,
+            )
+        else:
+            self.triggers.finished(job.job_id)
+        if self.page is not None and event != "document.retry_scheduled":
+            doc = Recent(
+                at=time.time(),
+                relpath=job.relpath,
+                pages=job.pages,
+                engine=job.engine,
+                seconds=line.duration_s,
+                outcome=line.outcome,
+                reason=line.reason,
+            )
+            self.page.record(doc)
 
     def _overflow(self) -> None:
         log.warning("watch.overflow", detail="kernel dropped events; rescanning the inbox")
@@ -325,10 +382,15 @@ class Coordinator:
             self.notifier.watchdog()
             timers.watchdog = now + interval
         if now >= timers.status:
-            self.notifier.status(self._status_text())
+            text = self._status_text()
+            self.notifier.status(text)
+            if self.page is not None:
+                self.page.publish(text)
             timers.status = now + _STATUS_EVERY
             with self._guard("workers"):
                 self._workers()
+            with self._guard("notify"):
+                self._conditions(now)
         if now >= timers.heartbeat and self.mounts.inbox_ok:
             with self._guard("heartbeat"):
                 self.spool.heartbeat()
@@ -344,6 +406,23 @@ class Coordinator:
             self.metrics.refresh(
                 self.journal, in_flight=len(self.executor.in_flight), workers=workers
             )
+
+    def _conditions(self, now: float) -> None:
+        """Tell the notification triggers how the shares and the backlog are doing."""
+        if not self.notifications.enabled:
+            return
+        for share, ok in (("inbox", self.mounts.inbox_ok), ("outbox", self.mounts.outbox_ok)):
+            path = display(getattr(self.layout, share))
+            self.triggers.share(share, ok=ok, path=path, now=now)
+        counts = self.journal.counts()
+        pending = sum(n for s, n in counts.items() if State(s) not in TERMINAL_STATES)
+        oldest = self.journal.oldest_unfinished()
+        self.triggers.backlog(
+            oldest=oldest,
+            pending=pending,
+            now=time.time(),
+            name=lambda: next((j.relpath for j in self.journal.unfinished()), None),
+        )
 
     def _log_signals(self) -> None:
         while self._signals:

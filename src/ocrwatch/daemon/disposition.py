@@ -82,11 +82,12 @@ class Disposition:
         journal: Journal,
         spool: Spool,
         mounts: Mounts,
-        observer: Callable[[str, DocumentLine], None] | None = None,
+        observer: Callable[[str, Job, DocumentLine], None] | None = None,
     ) -> None:
         """Act on ``journal``'s jobs, moving originals with ``spool`` while ``mounts`` allow.
 
-        ``observer`` sees every canonical document line (the metrics count them).
+        ``observer`` sees every canonical document line with its job (the metrics count
+        them, the status page lists them, notifications are told).
         """
         self.settings = settings
         self.layout = layout
@@ -404,7 +405,7 @@ class Disposition:
         if after is not None:
             fields["after"] = after
         if self.observer is not None:
-            self.observer(event, line)
+            self.observer(event, job, line)
         level = {"document.quarantined": log.error, "document.retry_scheduled": log.warning}
         level.get(event, log.info)(event, **fields)
         record = {"timestamp": datetime.now(UTC).isoformat(), "event": event, **fields}

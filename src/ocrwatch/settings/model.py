@@ -43,6 +43,7 @@ from ocrwatch.settings.profiles import Profile
 from ocrwatch.settings.sections import (
     AsposeSettings,
     CelerySettings,
+    NotifySettings,
     PaddleSettings,
     PreprocessSettings,
     RetrySettings,
@@ -129,6 +130,7 @@ class Settings(BaseSettings):
         description="Serve Prometheus metrics over HTTP on this port (off when unset).",
     )
     metrics_address: str = Field("127.0.0.1", description="Address the metrics server binds.")
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     # --- outputs and hot folders --------------------------------------------------------------
     outputs: OutputList = Field(

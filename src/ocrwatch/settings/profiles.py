@@ -2,7 +2,8 @@
 
 Each profile has a ``match`` glob on the path relative to the inbox (POSIX separators) and
 overrides for ``languages``, ``mode``, ``engine``, ``outputs``, ``after_success`` and
-``preprocess`` (partial tables merged over the global ones). The first profile that matches
+``preprocess`` (partial tables merged over the global ones), and ``notify``: Apprise URLs
+told about this folder's files besides the global ones. The first profile that matches
 wins; a file no profile matches is read with the global settings. Globs are fnmatch-style:
 ``*`` also crosses folders, so ``es/*`` and ``es/**`` both take everything under ``es/``, and
 a leading ``**/`` also matches at the top (``**/*.jpg`` takes ``a.jpg``).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from ocrwatch.settings.choices import AfterSuccess, Mode, OutputList, parse_languages
@@ -36,6 +37,8 @@ class Profile(BaseModel):
     engine: str | None = None
     outputs: OutputList | None = None
     after_success: AfterSuccess | None = None
+    #: Apprise URLs told about this folder's files, besides ``[notify] urls`` (its own team).
+    notify: list[SecretStr] | None = None
     #: Partial preprocessing tables, merged over the global ones: {"printed": {"deskew": false}}.
     preprocess: dict[str, dict[str, Any]] | None = None
 
@@ -53,6 +56,11 @@ class Profile(BaseModel):
     @classmethod
     def _engine(cls, v: str | None) -> str | None:
         return None if v is None or not v.strip() else v.strip().lower()
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
     @field_validator("preprocess")
     @classmethod

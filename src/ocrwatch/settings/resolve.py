@@ -21,6 +21,7 @@ __all__ = [
     "apply_profile",
     "effective_settings",
     "matching_profile",
+    "notify_urls_for",
     "settings_digest",
 ]
 
@@ -43,6 +44,19 @@ def after_success_for(settings: Settings, relpath: str | PurePath) -> AfterSucce
     if profile is not None and profile.after_success is not None:
         return profile.after_success
     return settings.after_success
+
+
+def notify_urls_for(settings: Settings, relpath: str | PurePath | None) -> tuple[str, ...]:
+    """Return the Apprise URLs told about ``relpath``: ``[notify] urls`` and its profile's.
+
+    ``None`` (an event of the whole daemon) gets the global URLs only. Secrets: keep the
+    result out of logs.
+    """
+    urls = [u.get_secret_value() for u in settings.notify.urls]
+    profile = None if relpath is None else matching_profile(settings.profiles, relpath)
+    if profile is not None and profile.notify:
+        urls += [u.get_secret_value() for u in profile.notify]
+    return tuple(dict.fromkeys(urls))
 
 
 def effective_settings(settings: Settings, relpath: str | PurePath) -> tuple[Settings, str | None]:

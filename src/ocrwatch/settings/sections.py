@@ -2,7 +2,7 @@
 
 Each is a typed pydantic model with bounds and descriptions; ``ocrwatch.settings.model.Settings``
 holds one of each (``[preprocess.printed]``, ``[tesseract]``, ``[paddle]``, ``[aspose]``,
-``[retry]``, ``[celery]``) and re-exports them.
+``[retry]``, ``[celery]``, ``[notify]``) and re-exports them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ocrwatch.settings.choices import (
 __all__ = [
     "AsposeSettings",
     "CelerySettings",
+    "NotifySettings",
     "PaddleSettings",
     "PreprocessProfile",
     "PreprocessSettings",
@@ -293,3 +294,52 @@ class RetrySettings(BaseModel):
     wait_initial: float = Field(1.0, ge=0, description="First backoff in seconds.")
     wait_max: float = Field(60.0, ge=0, description="Backoff cap in seconds.")
     wait_jitter: float = Field(1.0, ge=0, description="Random extra wait, up to this many s.")
+
+
+class NotifySettings(BaseModel):
+    """Notifications through Apprise (``[notify]``): where to, and when to tell."""
+
+    model_config = {"extra": "forbid"}
+
+    urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Apprise URLs told about every event (mailto://, json://, ntfy://, ...); "
+        "env: OCRWATCH_NOTIFY__URLS as a JSON list. Secret: never logged or shown.",
+    )
+    attempts: int = Field(
+        3, ge=1, le=1000, description="Tell when a file is still failing after this many attempts."
+    )
+    pending_age: float = Field(
+        3600.0,
+        ge=0,
+        description="Tell when the oldest unfinished file is older than this (seconds; 0 = off).",
+    )
+    away_after: float = Field(
+        300.0,
+        ge=0,
+        description="Tell when the inbox or outbox has been away this long (seconds; 0 = off).",
+    )
+    digest_window: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Events within this many seconds of the first are sent as one digest.",
+    )
+    queue_size: int = Field(
+        1000, ge=1, le=1_000_000, description="Events waiting to be sent; more are dropped."
+    )
+    send_attempts: int = Field(
+        5, ge=1, le=100, description="Tries per notification and URL, with backoff."
+    )
+    send_timeout: float = Field(
+        120.0, gt=0, le=3600, description="Stop retrying one notification after this many seconds."
+    )
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        # A single URL in TOML or env is taken as a list of one.
+        if isinstance(v, str):
+            v = v.strip()
+            return [v] if v else []
+        return v
