@@ -94,7 +94,7 @@ install -d -m 0755 "$PREFIX"
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # A plain (non-editable) install: the service must not depend on this checkout staying put.
-"$VENV/bin/python" -m pip install --quiet --upgrade "$REPO"
+"$VENV/bin/python" -m pip install --quiet --upgrade "$REPO[all]"  # every extra, as setup.sh
 # On PATH for admins (`ocrwatch status`, `ocrwatch check`); the unit uses the full path.
 ln -sfn "$VENV/bin/ocrwatch" /usr/local/bin/ocrwatch
 install -d -m 0755 "$PREFIX/docs"

@@ -49,8 +49,9 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating virtualenv .venv"
   "$PY" -m venv .venv
 fi
-EXTRAS="."
-[ "$WITH_TEST" = 1 ] && EXTRAS=".[test]"
+# Every extra (Celery, the Aspose SDK): `pip install ocrwatch` alone is the embedded default.
+EXTRAS=".[all]"
+[ "$WITH_TEST" = 1 ] && EXTRAS=".[all,test]"
 echo "setup: installing ocrwatch into .venv"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e "$EXTRAS"

@@ -191,9 +191,9 @@ class OcrEngine:
 
     def _check_cloud(self, settings: Settings) -> Settings:
         """Reach Aspose once; on a machine where it cannot be reached, go local (see class)."""
+        engine = self._cache(settings).get("aspose")  # DependencyError names the extra
         from ocrwatch.engines.aspose import AsposeUnreachable
 
-        engine = self._cache(settings).get("aspose")
         try:
             engine.connect()  # type: ignore[attr-defined]
         except AsposeUnreachable as exc:

@@ -25,6 +25,7 @@ from ocrwatch._version import __version__
 from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
 from ocrwatch.settings.choices import Mode, OutputFormat, WatchMode
 from ocrwatch.settings.model import Settings, load_settings
+from ocrwatch.support.extras import check_extras
 
 __all__ = ["build_parser", "main"]
 
@@ -207,6 +208,8 @@ def main(argv: Sequence[str] | None = None, *, quick_exit: bool = False) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(config_file=args.config, overrides=_overrides(args))
+        if args.command in ("run", "worker"):  # a setting that needs a missing extra
+            check_extras(settings, worker=args.command == "worker")
         if args.command == "ocr":
             _setup_logging(settings, stream=_Stderr())
             code = _cmd_ocr(args, settings)

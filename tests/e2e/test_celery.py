@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,30 @@ class Worker:
         self.signal(signal.SIGKILL)
         assert self.proc is not None
         self.proc.wait(timeout=20)
+
+
+_RECEIVED = re.compile(r"Task ocrwatch\.recognize\[([^\]]+)\] received")
+_ENDED = re.compile(
+    r"Task ocrwatch\.recognize\[([^\]]+)\] (?:succeeded|raised|ignored|rejected)"
+    r"|Discarding revoked task: ocrwatch\.recognize\[([^\]]+)\]"
+)
+
+
+def deliveries(*workers: Worker) -> int:
+    """Return how many recognize deliveries the workers received (a duplicate counts)."""
+    return sum(len(_RECEIVED.findall(w.log.read_text(errors="replace"))) for w in workers)
+
+
+def tasks_ended(*workers: Worker) -> bool:
+    """Return True when every recognize task the workers received (each delivery) has
+    ended in their logs: run to its answer, failed, or discarded as revoked."""
+    received: Counter[str] = Counter()
+    ended: Counter[str] = Counter()
+    for w in workers:
+        text = w.log.read_text(errors="replace")
+        received.update(m.group(1) for m in _RECEIVED.finditer(text))
+        ended.update(m.group(1) or m.group(2) for m in _ENDED.finditer(text))
+    return bool(received) and all(ended[tid] >= n for tid, n in received.items())
 
 
 def _descendants(pid: int) -> set[int]:
@@ -170,7 +195,9 @@ class TestCluster:
         c.worker()
         wait_until(lambda: len(c.processed()) >= 12, timeout=120, what="12 files")
         c.redis.kill9()
-        time.sleep(1)
+        wait_until(
+            lambda: c.coordinator.event_seen("broker.unavailable"), timeout=30, what="the outage"
+        )
         c.redis.start()
         wait_until(lambda: len(c.processed()) == len(inputs), timeout=240, what="all files")
         assert_once_by_workers(c, inputs)
@@ -219,13 +246,19 @@ class TestCluster:
         line per file (the duplicate answers are dropped, the outputs replaced in place)."""
         c = cluster()
         c.coordinator.start()
-        c.worker()
+        worker = c.worker()
         with Duplicator(c.redis.client()) as dup:
             inputs = {
                 f"d{i}.png": sha256(write_doc(c.folders.inbox / f"d{i}.png", i)) for i in range(8)
             }
             wait_until(lambda: len(c.processed()) == len(inputs), timeout=120, what="all files")
-            time.sleep(3)  # the duplicates run too, after their jobs finished
+            # The duplicates run too, after their jobs finished: wait until every delivery
+            # the worker received has ended, then nothing may have changed.
+            wait_until(
+                lambda: deliveries(worker) >= len(inputs) + dup.recognize and tasks_ended(worker),
+                timeout=120,
+                what="the duplicates run",
+            )
         assert dup.recognize >= 1, "no recognize task was seen in the queue to duplicate"
         assert_once_by_workers(c, inputs)
         events = [x["event"] for x in c.folders.log_lines()]
@@ -265,7 +298,9 @@ class TestCluster:
         wait_until(lambda: "next.png" in c.processed(), timeout=120, what="the next file")
         rescuer.signal(signal.SIGTERM)
         assert rescuer.proc is not None and rescuer.proc.wait(timeout=60) == 0
-        time.sleep(2)
+        # The woken worker's late task has ended (answered and dropped, or discarded as
+        # revoked): only then is "one sidecar, one log line" a result.
+        wait_until(lambda: tasks_ended(frozen), timeout=120, what="the late task to end")
         assert_once_by_workers(c, inputs)
         assert [
             x["relpath"] for x in c.folders.log_lines() if x["event"] == "document.processed"

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +24,40 @@ from fsutil import fill_up
 pytestmark = pytest.mark.e2e
 
 LATIN1 = os.fsdecode(b"caf\xe9 r\xe9sum\xe9.png")  # what an old SMB client writes
+
+
+class StatusReceiver:
+    """The service manager's end of NOTIFY_SOCKET: the daemon's STATUS= lines, in order."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.sock.setblocking(False)
+        self._statuses: list[str] = []
+
+    def statuses(self) -> list[str]:
+        """Return every STATUS= text received so far (reads what is waiting, never blocks)."""
+        while True:
+            try:
+                data = self.sock.recv(65536).decode("utf-8", errors="replace")
+            except BlockingIOError:
+                return self._statuses
+            for line in data.splitlines():
+                if line.startswith("STATUS="):
+                    self._statuses.append(line.removeprefix("STATUS="))
+
+    def close(self) -> None:
+        self.sock.close()
+        Path(self.address).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def notify() -> Iterator[StatusReceiver]:
+    """A notify socket (short path: sockaddr_un holds about 100 bytes)."""
+    receiver = StatusReceiver(f"/tmp/ow-notify-{uuid.uuid4().hex}")
+    yield receiver
+    receiver.close()
 
 
 def mount(*args: str) -> None:
@@ -142,21 +178,34 @@ class TestMounts:
         assert daemon.stop() == 0
 
     def test_inbox_share_goes_away_and_returns(
-        self, folders: Folders, make_daemon: Callable[..., Daemon], binds: Callable[..., None]
+        self,
+        folders: Folders,
+        make_daemon: Callable[..., Daemon],
+        binds: Callable[..., None],
+        notify: StatusReceiver,
     ) -> None:
         """``umount -l`` of the inbox share with files pending and claimed: the daemon
         pauses, closes nothing as missing, and on return re-watches and finishes them all
         within seconds (not at the next periodic rescan)."""
         share = folders.root / "nas"
         binds(share, folders.inbox)
-        daemon = make_daemon(rescan_interval=300, workers=1).start()
+        daemon = make_daemon(rescan_interval=300, workers=1)
+        daemon.env["NOTIFY_SOCKET"] = notify.address
+        daemon.start()
         inputs = [f"s{i}.png" for i in range(4)]
         for i, rel in enumerate(inputs):
             write_doc(folders.inbox / rel, i)
         wait_until(lambda: folders.claimed(), timeout=30, what="a claimed file")
         umount(folders.inbox)
         wait_until(lambda: daemon.event_seen("inbox.unavailable"), timeout=20, what="the pause")
-        time.sleep(2)  # the daemon keeps looking at a bare mount point meanwhile
+        # The daemon keeps looking at the bare mount point: two turns of its loop that say
+        # so (STATUS=PAUSED, every 2 s), then nothing may have been created there.
+        mark = len(notify.statuses())
+        wait_until(
+            lambda: sum(t.startswith("PAUSED") for t in notify.statuses()[mark:]) >= 2,
+            timeout=30,
+            what="two paused turns",
+        )
         assert not list(folders.inbox.iterdir()), "nothing may be created on the mount point"
         mount("--bind", str(share), str(folders.inbox))
         back = time.monotonic()
@@ -174,20 +223,34 @@ class TestMounts:
         assert daemon.alive() and daemon.stop() == 0
 
     def test_outbox_share_goes_away(
-        self, folders: Folders, make_daemon: Callable[..., Daemon], binds: Callable[..., None]
+        self,
+        folders: Folders,
+        make_daemon: Callable[..., Daemon],
+        binds: Callable[..., None],
+        notify: StatusReceiver,
     ) -> None:
         """With the outbox share unmounted nothing is written onto the bare mount point and
         no original is archived; when it returns every sidecar lands on the share."""
         share = folders.root / "nas-out"
         binds(share, folders.outbox)
-        daemon = make_daemon().start()
+        daemon = make_daemon()
+        daemon.env["NOTIFY_SOCKET"] = notify.address
+        daemon.start()
         umount(folders.outbox)
         wait_until(lambda: daemon.event_seen("outbox.unavailable"), timeout=20, what="the pause")
         inputs = [f"o{i}.png" for i in range(3)]
         for i, rel in enumerate(inputs):
             write_doc(folders.inbox / rel, i)
-        time.sleep(4)
+        # The daemon has seen the three files and holds them (STATUS: paused, 3 settling).
+        wait_until(
+            lambda: any(
+                t.startswith("PAUSED") and " 3 settling" in t for t in notify.statuses()
+            ),
+            timeout=30,
+            what="the three files held",
+        )
         assert not list(folders.outbox.iterdir()), list(folders.outbox.rglob("*"))
+        assert sorted(p.name for p in folders.inbox.glob("o*.png")) == inputs  # none taken
         mount("--bind", str(share), str(folders.outbox))
         wait_until(lambda: processed(folders) >= set(inputs), timeout=60, what="on the share")
         for rel in inputs:
@@ -208,7 +271,12 @@ class TestWriters:
         target = folders.inbox / "prealloc.png"
         with open(target, "wb") as fh:
             fh.truncate(len(data))
-        time.sleep(5)  # well past the 0.5 s quiet period: several probes see zeros
+        # Several probes see zeros and decide to wait (not to quarantine) before the writer
+        # goes on.
+        wait_until(
+            lambda: daemon.count("file.probe_retry") >= 2, timeout=30, what="probes of zeros"
+        )
+        assert not folders.quarantined("prealloc.png")
         with open(target, "r+b") as fh:
             fh.write(data)
         wait_until(lambda: folders.accounted(["prealloc.png"]), timeout=60, what="the file")

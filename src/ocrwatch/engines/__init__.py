@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ocrwatch.engines.base import Capabilities, Engine, Line, PageResult, Word
 from ocrwatch.exceptions import ConfigError, DependencyError
+from ocrwatch.support.extras import require
 from ocrwatch.support.throttle import Throttles
 
 if TYPE_CHECKING:
@@ -37,6 +38,12 @@ BUILTIN_ENGINES: dict[str, str] = {
     "aspose": "ocrwatch.engines.aspose:AsposeEngine",
 }
 
+#: Built-in engines whose backend comes with an extra (``pip install 'ocrwatch[aspose]'``):
+#: name -> (extra, the modules of it the engine imports).
+BUILTIN_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aspose": ("aspose", ("aspose_ocr_cloud",)),
+}
+
 ENTRY_POINT_GROUP = "ocrwatch.engines"
 
 
@@ -55,12 +62,16 @@ def engine_class(name: str) -> type[Engine]:
     """Return the engine class registered under ``name``.
 
     Raises ConfigError listing the valid names for an unknown one, DependencyError when the
-    engine's module cannot be imported (its backend is not installed).
+    engine's module cannot be imported (its backend is not installed; for a built-in whose
+    backend is an extra, the message names the extra).
     """
     target = BUILTIN_ENGINES.get(name) or _plugin_engines().get(name)
     if target is None:
         raise ConfigError(f"unknown engine {name!r}; valid engines: {', '.join(engine_names())}")
     module_name, _, attr = target.partition(":")
+    if name in BUILTIN_EXTRAS:
+        extra, modules = BUILTIN_EXTRAS[name]
+        require(extra, needed_by=f"engine {name!r}", modules=modules)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -37,6 +37,7 @@ import structlog
 from ocrwatch.engines.base import Capabilities, Engine, EngineContext, Line, PageResult
 from ocrwatch.engines.linecrops import LOOSE_MARGIN, box_pieces, flatten, frame_piece, latin_only
 from ocrwatch.engines.paddle_inference import recognize_crops
+from ocrwatch.engines.rapidocr_api import check_pipeline, check_pipeline_class, check_recognizer
 from ocrwatch.engines.reading_order import Segment, bounding_box, reading_order
 from ocrwatch.engines.wordboxes import words_from_segments
 from ocrwatch.exceptions import (
@@ -171,9 +172,15 @@ def _yaml_read_once() -> Iterator[None]:
     rapidocr 3.10.0 parses its 85 KB model table (``default_models.yaml``) with OmegaConf
     twice at import, a fifth of a second each; both copies are only read.
     """
-    from omegaconf import OmegaConf
-
-    load = OmegaConf.load
+    try:
+        from omegaconf import OmegaConf
+    except ImportError:  # rapidocr no longer uses OmegaConf: nothing to save then
+        yield
+        return
+    load = getattr(OmegaConf, "load", None)
+    if load is None:  # pragma: no cover - omegaconf renamed it: the shim only saves time
+        yield
+        return
     parsed: dict[str, Any] = {}
 
     def once(file_: Any) -> Any:
@@ -207,6 +214,8 @@ def _detector_class() -> type[Any]:
             f"rapidocr is not installed ({exc}); pip install 'rapidocr==3.10.0' onnxruntime"
         ) from exc
 
+    check_pipeline_class(RapidOCR)  # what is used beyond its public API (.rapidocr_api)
+
     class Detector(RapidOCR):  # type: ignore[misc,unused-ignore]  # untyped library
         def crop_text_regions(self, img: Any, det_boxes: Any) -> list[Any]:
             if self.use_cls or self.use_rec:
@@ -236,13 +245,16 @@ class PaddleEngine(Engine):
         self._params = self.rapidocr_params(cfg, models)
         try:
             ocr: Any = detector(params=dict(self._params))
-            # Load now so a broken model fails at start, and so that concurrent first calls
-            # do not race to build sessions (pinned rapidocr 3.10.0 API).
+            check_pipeline(ocr)
+            # Load now so a broken model fails at start, not on a page (rapidocr's public
+            # API loads on first use; these are checked in .rapidocr_api).
             ocr._load_det_model()
-            ocr._load_rec_model()
+            check_recognizer(ocr._load_rec_model())
             if cfg.use_angle_cls:
                 ocr._load_cls_model()
             self._charset = frozenset(ocr.text_rec.postprocess_op.character)
+        except DependencyError:  # rapidocr changed under us: its own message says what
+            raise
         except Exception as exc:  # onnxruntime raises its own types; translate them all
             raise DependencyError(f"cannot load PP-OCR models from {models}: {exc}") from exc
         tuned = _tuned_model(cfg)
@@ -466,7 +478,11 @@ class PaddleEngine(Engine):
             if self._tuned_rec is None:
                 params = {**self._params, "Rec.model_path": str(self._tuned)}
                 try:  # a second recognizer session only; detection stays with the first
-                    self._tuned_rec = _detector_class()(params=params)._load_rec_model()
+                    tuned = _detector_class()(params=params)._load_rec_model()
+                    check_recognizer(tuned)
+                    self._tuned_rec = tuned
+                except DependencyError:
+                    raise
                 except Exception as exc:  # onnxruntime's own types, translated
                     raise DependencyError(f"cannot load {self._tuned}: {exc}") from exc
             return self._tuned_rec

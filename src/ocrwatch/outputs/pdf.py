@@ -10,28 +10,42 @@ keeps its own version.
 
 from __future__ import annotations
 
+import inspect
 import io
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pikepdf
 import structlog
 from PIL import Image, ImageOps, ImageSequence
 
+from ocrwatch.exceptions import DependencyError
+
 if TYPE_CHECKING:
-    from ocrmypdf.hocrtransform import OcrElement
+    from ocrmypdf import OcrElement
 
     from ocrwatch.engines.base import PageResult
     from ocrwatch.recognition.pipeline import DocumentResult
 
-__all__ = ["existing_text_pages", "image_pdf", "render_pdf"]
+__all__ = ["RENDERER", "check_renderer", "existing_text_pages", "image_pdf", "render_pdf"]
 
 log = structlog.get_logger()
 
 # Text layer units: one PDF unit per pixel; add_overlay scales the layer onto the page.
 _LAYER_DPI = 72.0
+
+#: OCRmyPDF's text-layer renderer, which its documented API does not include (hence
+#: ``ocrmypdf<18``): name -> (parameters ocrwatch passes, what for). The page tree
+#: (``OcrElement``) is public. ``tests/test_library_contracts.py`` checks these.
+RENDERER: dict[str, tuple[tuple[str, ...], str]] = {
+    "ocrmypdf.font.MultiFontManager": ((), "to choose a font for each word's glyphs"),
+    "ocrmypdf.fpdf_renderer.Fpdf2MultiPageRenderer": (
+        ("pages_data", "multi_font_manager"),
+        "to draw the invisible text layer, one word per box",
+    ),
+}
 
 
 def render_pdf(result: DocumentResult) -> bytes:
@@ -85,23 +99,54 @@ def _pdfa_or_plain(pdf: pikepdf.Pdf, *, source: Path) -> bytes:
     return out.getvalue()
 
 
+def check_renderer() -> tuple[Any, Any]:
+    """Return OCRmyPDF's MultiFontManager and Fpdf2MultiPageRenderer, checked (:data:`RENDERER`).
+
+    Raises DependencyError naming what changed when this OCRmyPDF lacks one of them or its
+    parameters are no longer the ones ocrwatch passes.
+    """
+    import importlib
+
+    found = []
+    for dotted, (params, why) in RENDERER.items():
+        module_name, _, name = dotted.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError) as exc:
+            raise _renderer_changed(dotted, why) from exc
+        if not set(params) <= set(inspect.signature(obj).parameters):
+            raise _renderer_changed(f"{dotted}({', '.join(params)})", why)
+        found.append(obj)
+    font_manager, renderer = found
+    if not callable(getattr(renderer, "render", None)):
+        raise _renderer_changed("Fpdf2MultiPageRenderer.render", "to write the text layer")
+    return font_manager, renderer
+
+
+def _renderer_changed(what: str, why: str) -> DependencyError:
+    from importlib.metadata import version
+
+    return DependencyError(
+        f"ocrmypdf {version('ocrmypdf')} no longer has {what}; ocrwatch's searchable PDF "
+        f"needs it {why}. ocrwatch was written against ocrmypdf 17.13: "
+        "pip install 'ocrmypdf>=17.13,<18'"
+    )
+
+
 def _text_layer(result: DocumentResult) -> bytes:
     """Return a PDF of invisible text, one page per recognized page, 1 unit per pixel."""
-    import ocrmypdf
-    from ocrmypdf.font import MultiFontManager
-    from ocrmypdf.fpdf_renderer import Fpdf2MultiPageRenderer
-
-    fonts = MultiFontManager(Path(ocrmypdf.__file__).parent / "data")
+    font_manager, renderer = check_renderer()
+    fonts = font_manager()  # OCRmyPDF's own fonts (its package data), then the system's
     pages = [(r.number - 1, _page_tree(r.result), _LAYER_DPI) for r in result.pages]
     with tempfile.TemporaryDirectory(prefix="ocrwatch-pdf-") as tmp:
         path = Path(tmp) / "layer.pdf"
-        Fpdf2MultiPageRenderer(pages_data=pages, multi_font_manager=fonts).render(path)
+        renderer(pages_data=pages, multi_font_manager=fonts).render(path)
         return path.read_bytes()
 
 
 def _page_tree(page: PageResult) -> OcrElement:
     """Return the page's lines and words as OCRmyPDF's element tree (pixels, top-left)."""
-    from ocrmypdf.hocrtransform import BoundingBox, OcrClass, OcrElement
+    from ocrmypdf import BoundingBox, OcrClass, OcrElement  # its public API
 
     from ocrwatch.engines.wordboxes import line_words
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from ocrwatch.engines.base import Line, PageResult, PixelBox, Word
 
@@ -36,26 +40,22 @@ IDENTITY: Matrix = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 def compose(*matrices: Matrix) -> Matrix:
     """Return the product ``m1 @ m2 @ ...`` (the last one is applied first)."""
-    out = IDENTITY
+    out = np.eye(3)
     for m in matrices:
-        out = tuple(  # type: ignore[assignment]
-            sum(out[3 * r + k] * m[3 * k + c] for k in range(3)) for r in range(3) for c in range(3)
-        )
-    return out
+        out = out @ np.asarray(m, dtype=np.float64).reshape(3, 3)
+    return _matrix(out)
 
 
 def invert(m: Matrix) -> Matrix:
     """Return the inverse of ``m``; raises ValueError when it is singular."""
-    a, b, c, d, e, f, g, h, i = m
-    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-    if abs(det) < 1e-12:
+    a = np.asarray(m, dtype=np.float64).reshape(3, 3)
+    if abs(np.linalg.det(a)) < 1e-12:
         raise ValueError("singular transform")
-    adj = (
-        e * i - f * h, c * h - b * i, b * f - c * e,
-        f * g - d * i, a * i - c * g, c * d - a * f,
-        d * h - e * g, b * g - a * h, a * e - b * d,
-    )  # fmt: skip
-    return tuple(v / det for v in adj)  # type: ignore[return-value]
+    return _matrix(np.linalg.inv(a))
+
+
+def _matrix(a: npt.NDArray[np.floating[Any]]) -> Matrix:
+    return tuple(float(v) for v in a.ravel())  # type: ignore[return-value]
 
 
 def translation(dx: float, dy: float) -> Matrix:

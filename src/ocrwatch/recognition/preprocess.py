@@ -281,22 +281,14 @@ def find_sheet(gray: Image.Image) -> tuple[Image.Image, geometry.Matrix] | None:
 
 def otsu_threshold(gray: Image.Image | GrayArray) -> int:
     """Return Otsu's global threshold of an 8-bit image: pixels <= it are dark (foreground)."""
-    if isinstance(gray, Image.Image):
-        hist = np.asarray(_gray(gray).histogram(), dtype=np.float64)
-    else:
-        hist = np.bincount(gray.astype(np.uint8).ravel(), minlength=256).astype(np.float64)
-    total = hist.sum()
-    if total == 0:
+    import cv2
+
+    data = np.ascontiguousarray(_array(gray))
+    if data.size == 0:
         return 127
-    levels = np.arange(256, dtype=np.float64)
-    weight_dark = np.cumsum(hist)
-    weight_light = total - weight_dark
-    sum_dark = np.cumsum(hist * levels)
-    mean_dark = sum_dark / np.maximum(weight_dark, 1)
-    mean_light = (sum_dark[-1] - sum_dark) / np.maximum(weight_light, 1)
-    between = weight_dark * weight_light * (mean_dark - mean_light) ** 2
-    between[(weight_dark == 0) | (weight_light == 0)] = -1
-    return int(np.argmax(between))
+    # OpenCV's class 0 is [0, t] too; a one-level image gives 0, as the threshold it is.
+    threshold, _ = cv2.threshold(data, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    return int(threshold)
 
 
 def otsu_binarize(image: Image.Image) -> Image.Image:
@@ -332,7 +324,10 @@ def adaptive_binarize(
 def median_filter(image: Image.Image, *, size: int) -> Image.Image:
     """Return ``image`` median-filtered with a ``size`` x ``size`` window (edges replicated)."""
     if size == 3 and image.mode == "L":
-        return _median3(image)
+        import cv2
+
+        # OpenCV's median replicates the edges too, and is many times faster than Pillow's.
+        return Image.fromarray(cv2.medianBlur(np.asarray(image, dtype=np.uint8), 3))
     return image.filter(ImageFilter.MedianFilter(size))
 
 
@@ -464,29 +459,6 @@ def _line_cores(
         core = np.flatnonzero(run >= run.max() * _CORE_FRACTION)
         cores.append(int(core[-1] - core[0] + 1))
         weights.append(int(run.sum()))
-
-
-# Devillard's 19-exchange sorting network for the median of 9 (pixel 4 ends up the median).
-_MEDIAN9 = (
-    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
-    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
-)  # fmt: skip
-
-
-def _median3(image: Image.Image) -> Image.Image:
-    """Exact 3x3 median with numpy, about 20 times faster than Pillow's rank filter."""
-    data = np.asarray(image, dtype=np.uint8)
-    padded = np.pad(data, 1, mode="edge")
-    height, width = data.shape
-    out = np.empty_like(data)
-    rows = 64  # bands that stay in cache
-    for top in range(0, height, rows):
-        n = min(rows, height - top)
-        v = [padded[top + dy : top + dy + n, dx : dx + width] for dy in range(3) for dx in range(3)]
-        for i, j in _MEDIAN9:
-            v[i], v[j] = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
-        out[top : top + n] = v[4]
-    return Image.fromarray(out)
 
 
 def _adaptive_radius(text_height: float) -> int:

@@ -1,1 +1,1 @@
-"""Shared foundations: safe file operations, retry, the request throttle, logging set-up."""
+"""Shared foundations: safe file operations, retry, the request throttle, logging, extras."""

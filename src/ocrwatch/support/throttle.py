@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ocrwatch.support.extras import require
+
 __all__ = ["Throttle", "Throttles"]
 
 
@@ -19,7 +21,7 @@ class Throttle:
 
     def __init__(self, rate: float, *, storage_uri: str, key: str) -> None:
         """Allow ``rate`` requests per second under ``key`` in the ``storage_uri`` store."""
-        from limits import RateLimitItemPerSecond  # an extra: only network engines need it
+        from limits import RateLimitItemPerSecond  # an extra: see Throttles.for_engine
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
@@ -56,10 +58,12 @@ class Throttles:
         """Return the throttle for engine ``name`` whose ``section`` sets ``requests_per_second``.
 
         None when it sets no limit. The key names the account (``client_id``) where there is one.
+        Raises DependencyError when ``limits`` (the ``aspose`` extra) is not installed.
         """
         rate = getattr(section, "requests_per_second", None)
         if rate is None:
             return None
+        require("aspose", needed_by=f"{name}.requests_per_second", modules=("limits",))
         if self.storage_uri == "memory://":
             share = float(rate) / max(self.share, 1)
             return Throttle(share, storage_uri=self.storage_uri, key=name)

@@ -1,0 +1,348 @@
+"""The coordinator's decisions against a fake executor: dispatch, capacity, answers, re-sends.
+
+The coordinator is wired as ``ocrwatch run`` wires it (real journal, spool, intake and
+disposition on tmp_path) with an executor that keeps what it is given and answers what the
+test says; nothing starts (no watcher thread, no worker process, no signal handler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from daemon.conftest import Stages, build
+from imaging import render_lines, save
+from ocrwatch.daemon.coordinator import Coordinator
+from ocrwatch.daemon.executor import Executor
+from ocrwatch.daemon.journal import Changes, Job, State
+from ocrwatch.daemon.messages import (
+    Failure,
+    ProbeReport,
+    ProbeTask,
+    RecognizeTask,
+    Result,
+    Task,
+    Written,
+)
+from ocrwatch.daemon.systemd import Notifier
+from ocrwatch.settings.resolve import settings_digest
+from ocrwatch.support.retry import Category
+
+
+class FakeExecutor:
+    """The :class:`Executor` contract in memory: tasks are kept, answers come from the test."""
+
+    def __init__(self, *, capacity: int = 2, probe_capacity: int = 1) -> None:
+        self.slots = capacity
+        self.probe_slots = probe_capacity
+        self.submitted: list[Task] = []
+        self.running: list[Task] = []
+        self.answers: list[Result] = []
+        self.cancelled: list[str] = []
+        self.started = self.closed = False
+
+    def start(self) -> None:
+        self.started = True
+
+    @property
+    def capacity(self) -> int:
+        busy = sum(isinstance(t, RecognizeTask) for t in self.running)
+        return max(0, self.slots - busy)
+
+    @property
+    def probe_capacity(self) -> int:
+        busy = sum(isinstance(t, ProbeTask) for t in self.running)
+        return max(0, self.probe_slots - busy)
+
+    @property
+    def in_flight(self) -> tuple[Task, ...]:
+        return tuple(self.running)
+
+    @property
+    def workers(self) -> Mapping[str, float]:
+        return {}
+
+    def submit(self, task: Task) -> None:
+        full = self.capacity if isinstance(task, RecognizeTask) else self.probe_capacity
+        if full <= 0:
+            raise RuntimeError("no capacity")  # the contract: never submitted beyond it
+        self.submitted.append(task)
+        self.running.append(task)
+
+    def collect(self, timeout: float) -> list[Result]:
+        answers, self.answers = self.answers, []
+        for result in answers:
+            if result.task in self.running:
+                self.running.remove(result.task)
+        return answers
+
+    def cancel(self, job_id: str) -> bool:
+        self.cancelled.append(job_id)
+        mine = [t for t in self.running if t.job_id == job_id]
+        for task in mine:
+            self.running.remove(task)
+        return bool(mine)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def answer(self, result: Result) -> None:
+        """Queue ``result`` for the next :meth:`collect`."""
+        self.answers.append(result)
+
+
+def _is_executor(executor: Executor) -> Executor:
+    return executor  # mypy checks here that FakeExecutor implements the contract
+
+
+@pytest.fixture
+def stages(tmp_path: Path) -> Iterator[Stages]:
+    s = build(tmp_path)
+    yield s
+    s.journal.close()
+
+
+@pytest.fixture
+def fake() -> FakeExecutor:
+    return FakeExecutor()
+
+
+@pytest.fixture
+def coordinator(stages: Stages, fake: FakeExecutor) -> Coordinator:
+    return Coordinator(
+        stages.settings,
+        layout=stages.layout,
+        mounts=stages.mounts,
+        journal=stages.journal,
+        instance="me",
+        executor=_is_executor(fake),
+        notifier=Notifier.from_env({}),
+    )
+
+
+def claimed(coordinator: Coordinator, rel: str = "a.png") -> Job:
+    """Return a CLAIMED job whose (real, small) image sits in the work area."""
+    job = coordinator.journal.add(rel)
+    work = coordinator.spool.work_path(PurePosixPath(rel), job.job_id)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    save(render_lines(["hello"], size=24), work)
+    return coordinator.journal.update(
+        job.job_id, state=State.CLAIMED, changes=Changes(work_path=str(work))
+    )
+
+
+def written(task: RecognizeTask) -> Result:
+    outcome = Written(
+        sha256="ab" * 32,
+        size=9,
+        pages=1,
+        engines=(("tesseract", "5"),),
+        mode="printed",
+        attempts=task.attempt,
+        txt=task.out_txt,
+        manifest=task.out_txt.removesuffix(".txt") + ".json",
+    )
+    return Result(task, outcome, seconds=0.5)
+
+
+def state(coordinator: Coordinator, job: Job) -> State:
+    now = coordinator.journal.get(job.job_id)
+    assert now is not None
+    return now.state
+
+
+def recognitions(fake: FakeExecutor) -> list[RecognizeTask]:
+    return [t for t in fake.submitted if isinstance(t, RecognizeTask)]
+
+
+class TestDispatch:
+    """Waiting jobs become recognition tasks while the executor has capacity."""
+
+    def test_ready_job_is_sent(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
+        """A claimed job in the queue becomes one task: its work file, outbox, attempt 1."""
+        job = claimed(coordinator, "sub/a.png")
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        [task] = recognitions(fake)
+        assert task.job_id == job.job_id and task.relpath == "sub/a.png"
+        assert task.path == job.work_path and task.attempt == 1
+        assert task.out_txt == str(coordinator.layout.outbox / "sub" / "a.png.txt")
+        assert task.coordinator == "me" and task.pages is None
+        assert task.settings_digest == settings_digest(coordinator.settings)
+        assert task.volume_id == coordinator.mounts.outbox.volume_id
+        assert not coordinator.ready
+
+    def test_capacity_is_respected(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
+        """No more tasks than the executor takes; the rest wait in order until room frees."""
+        fake.slots = 2
+        jobs = [claimed(coordinator, f"{n}.png") for n in range(3)]
+        coordinator.ready.extend(j.job_id for j in jobs)
+        coordinator._dispatch()
+        assert [t.job_id for t in recognitions(fake)] == [jobs[0].job_id, jobs[1].job_id]
+        assert list(coordinator.ready) == [jobs[2].job_id]
+        first = recognitions(fake)[0]
+        fake.answer(written(first))
+        for result in fake.collect(0.0):
+            coordinator._handle(result)
+        coordinator._dispatch()
+        assert [t.job_id for t in recognitions(fake)][-1] == jobs[2].job_id
+        assert not coordinator.ready
+
+    def test_no_capacity_no_task(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
+        """An executor with no room (a broker that is down) gets nothing; the job waits."""
+        fake.slots = 0
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        assert fake.submitted == [] and list(coordinator.ready) == [job.job_id]
+
+    def test_queued_twice_sent_once(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
+        """A job queued twice (a resume) is not sent while it is in flight."""
+        job = claimed(coordinator)
+        coordinator.ready.extend([job.job_id, job.job_id])
+        coordinator._dispatch()
+        assert len(recognitions(fake)) == 1
+
+    def test_probe_sent_when_there_is_room(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A settled inbox file is probed; with no probe capacity it waits for room."""
+        save(render_lines(["hello"], size=24), coordinator.layout.inbox / "new.png")
+        coordinator.intake.seen(coordinator.layout.inbox / "new.png")
+        coordinator.intake.check_gate()
+        coordinator.intake.check_gate()
+        fake.probe_slots = 0
+        coordinator._dispatch()
+        assert fake.submitted == []
+        fake.probe_slots = 1
+        coordinator._dispatch()
+        [probe] = fake.submitted
+        assert isinstance(probe, ProbeTask) and probe.relpath == "new.png"
+
+
+class TestAnswers:
+    """Each answer goes to the stage that decides; answers for finished jobs are dropped."""
+
+    def test_written_is_archived(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
+        """A Written answer closes the job: ARCHIVED, the original in the archive."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        coordinator._handle(written(recognitions(fake)[0]))
+        assert state(coordinator, job) is State.ARCHIVED
+        assert (coordinator.layout.archive / "a.png").is_file()
+
+    def test_answer_for_finished_job_is_dropped(
+        self, coordinator: Coordinator, fake: FakeExecutor, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A late or duplicate answer for a job already done changes nothing."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        task = recognitions(fake)[0]
+        coordinator._handle(written(task))
+        archived = coordinator.journal.get(job.job_id)
+        coordinator._handle(Result(task, Failure(Category.TRANSIENT, "engine_error", "late")))
+        coordinator._handle(written(task))
+        assert coordinator.journal.get(job.job_id) == archived
+        assert coordinator.disposition.done == 1
+        assert "result.dropped" in capsys.readouterr().out
+
+    def test_transient_failure_is_retried_later(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A transient failure schedules a retry in the journal; nothing is sent at once."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        task = recognitions(fake)[0]
+        fake.running.remove(task)
+        coordinator._handle(Result(task, Failure(Category.TRANSIENT, "engine_error", "429")))
+        assert state(coordinator, job) is State.RETRY
+        coordinator._dispatch()
+        assert len(recognitions(fake)) == 1
+
+    def test_permanent_failure_is_quarantined(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A permanent failure quarantines the file with its reason."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        task = recognitions(fake)[0]
+        coordinator._handle(Result(task, Failure(Category.PERMANENT, "corrupt_file", "bad")))
+        assert state(coordinator, job) is State.QUARANTINED
+        assert (coordinator.layout.quarantine / "a.png.reason.json").is_file()
+
+    def test_probe_answer_claims_the_file(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A good probe answer claims the file and queues the job for recognition."""
+        save(render_lines(["hello"], size=24), coordinator.layout.inbox / "new.png")
+        coordinator.intake.seen(coordinator.layout.inbox / "new.png")
+        coordinator.intake.check_gate()
+        coordinator.intake.check_gate()
+        coordinator._dispatch()
+        [probe] = fake.submitted
+        assert isinstance(probe, ProbeTask)
+        report = ProbeReport(sha256="cd" * 32, size=1, format="png", pages=1)
+        coordinator._handle(Result(probe, report))
+        assert list(coordinator.ready) == [probe.job_id]
+        job = coordinator.journal.get(probe.job_id)
+        assert job is not None and job.state is State.CLAIMED
+
+
+class TestHandedBack:
+    """A task handed back unrun (lease expired, broker lost) is sent again, not counted."""
+
+    def test_requeued_is_sent_again(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
+        """REQUEUED: its other work is cancelled and the job goes first; same attempt."""
+        job = claimed(coordinator)
+        other = claimed(coordinator, "b.png")
+        fake.slots = 1
+        coordinator.ready.extend([job.job_id, other.job_id])
+        coordinator._dispatch()
+        first = recognitions(fake)[0]
+        fake.running.remove(first)  # the executor gave it up (its lease expired)
+        coordinator._handle(Result(first, Failure(Category.REQUEUED, "requeued", "lease")))
+        assert fake.cancelled == [job.job_id]
+        assert list(coordinator.ready) == [job.job_id, other.job_id]
+        coordinator._dispatch()
+        again = recognitions(fake)[1]
+        assert again.job_id == job.job_id and again.attempt == first.attempt
+        assert state(coordinator, job) is State.CLAIMED
+
+    def test_requeued_while_stopping_stays_claimed(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """While draining, a handed-back task is left claimed for the next start."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        task = recognitions(fake)[0]
+        fake.running.remove(task)
+        coordinator._handle(
+            Result(task, Failure(Category.REQUEUED, "requeued", "stop")), stopping=True
+        )
+        assert not coordinator.ready and fake.cancelled == []
+        assert state(coordinator, job) is State.CLAIMED
+
+    def test_requeued_probe_goes_back_to_the_gate(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A probe handed back is probed again once the file passes the gate again."""
+        save(render_lines(["hello"], size=24), coordinator.layout.inbox / "new.png")
+        coordinator.intake.seen(coordinator.layout.inbox / "new.png")
+        coordinator.intake.check_gate()
+        coordinator.intake.check_gate()
+        coordinator._dispatch()
+        [probe] = fake.submitted
+        fake.running.remove(probe)
+        coordinator._handle(Result(probe, Failure(Category.REQUEUED, "requeued", "worker died")))
+        assert "new.png" not in coordinator.intake.probing
+        coordinator.intake.check_gate()
+        coordinator.intake.check_gate()
+        coordinator._dispatch()
+        assert [t.relpath for t in fake.submitted] == ["new.png", "new.png"]
