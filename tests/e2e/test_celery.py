@@ -24,6 +24,7 @@ import redis
 from e2e.conftest import Background, Daemon, Folders, base_env, sha256, spawn, wait_until, write_doc
 from imaging import render_lines, save
 from redisserver import RedisServer, free_port
+from stub_engines import marked_page, stub_site
 
 pytestmark = pytest.mark.e2e
 
@@ -73,10 +74,19 @@ class Cluster:
     env: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
 
-    def worker(self) -> Worker:
-        w = Worker(self.env, self.folders.root / f"worker-{len(self.workers)}.log").start()
+    def worker(self, **settings: object) -> Worker:
+        """Start one more worker; ``settings`` are its own (``languages="spa"``)."""
+        env = dict(self.env)
+        for key, value in settings.items():
+            env[key if key.isupper() else f"OCRWATCH_{key.upper()}"] = str(value)
+        w = Worker(env, self.folders.root / f"worker-{len(self.workers)}.log").start()
         self.workers.append(w)
         return w
+
+    def queued(self) -> int:
+        """Return how many task messages wait in the broker or are held unacknowledged."""
+        client = self.redis.client()
+        return int(client.llen("ocrwatch")) + int(client.hlen("unacked"))
 
     def processed(self) -> dict[str, dict[str, object]]:
         lines = self.folders.log_lines()
@@ -89,7 +99,8 @@ def cluster(
 ) -> Iterator[Callable[..., Cluster]]:
     made: list[Cluster] = []
 
-    def build(**settings: object) -> Cluster:
+    def build(*, stub: bool = False, **settings: object) -> Cluster:
+        """A coordinator (not started) on ``folders``; ``stub``: the stub engine is there."""
         knobs: dict[str, object] = {
             "executor": "celery",
             "celery__broker_url": redis_server.url,
@@ -100,6 +111,8 @@ def cluster(
         port = free_port()
         coordinator = make_daemon(metrics_port=port, **knobs)
         env = base_env(folders.root, **knobs)
+        if stub:
+            env["PYTHONPATH"] = coordinator.env["PYTHONPATH"] = stub_site(folders.root / "site")
         c = Cluster(folders, redis_server, coordinator, port, env)
         made.append(c)
         return c
@@ -270,4 +283,32 @@ class TestCluster:
         assert [
             x["relpath"] for x in c.folders.log_lines() if x["event"] == "document.processed"
         ].count("long.png") == 1
+        assert c.coordinator.stop() == 0
+
+
+class TestWhereThePartsMeet:
+    """Issue 18: crashes, settings, a frozen broker, names, restarts, logs and metrics."""
+
+    def test_file_that_kills_its_worker_is_quarantined(
+        self, cluster: Callable[..., Cluster]
+    ) -> None:
+        """A page that segfaults the worker process is a crash of that file: counted by the
+        coordinator, quarantined as engine_crash after file_crashes, no copy left queued."""
+        c = cluster(stub=True, engine="stub", mode="printed", retry__file_crashes=2)
+        c.coordinator.start()
+        worker = c.worker()
+        marked_page(c.folders.inbox / "poison.png")
+        inputs = {f"g{i}.png": sha256(write_doc(c.folders.inbox / f"g{i}.png", i)) for i in range(2)}
+        wait_until(lambda: c.folders.quarantined("poison.png"), timeout=120, what="quarantine")
+        (reason_file,) = c.folders.quarantined("poison.png")
+        reason = json.loads(reason_file.read_text())
+        assert reason["reason"] == "engine_crash", reason
+        assert reason["crashes"] == 2, reason
+        wait_until(lambda: set(inputs) <= set(c.processed()), timeout=120, what="good files")
+        # A file after the quarantine is read: the worker took everything queued before it.
+        inputs["after.png"] = sha256(write_doc(c.folders.inbox / "after.png", 5))
+        wait_until(lambda: "after.png" in c.processed(), timeout=120, what="the next file")
+        assert c.queued() == 0
+        crashes = worker.log.read_text(errors="replace").count("exited with 'signal 11")
+        assert crashes == 2, worker.log.read_text(errors="replace")[-3000:]
         assert c.coordinator.stop() == 0

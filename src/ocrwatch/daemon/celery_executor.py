@@ -305,9 +305,12 @@ class CeleryExecutor:
 
 def _failure(info: Any) -> Failure:
     """Return the failure for a task Celery reports as FAILURE (the worker process died)."""
-    kind = info.get("exc_type", "") if isinstance(info, dict) else ""
-    text = info.get("exc_message", info) if isinstance(info, dict) else info
-    message = f"{kind}: {json.dumps(text, default=str)}" if kind else str(text)
+    if isinstance(info, BaseException):  # the backend rebuilds the exception it stored
+        kind, message = type(info).__name__, f"{type(info).__name__}: {info}"
+    else:
+        kind = info.get("exc_type", "") if isinstance(info, dict) else ""
+        text = info.get("exc_message", info) if isinstance(info, dict) else info
+        message = f"{kind}: {json.dumps(text, default=str)}" if kind else str(text)
     if kind in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
         return Failure(Category.CRASH, "engine_timeout", message)
     if kind in ("WorkerLostError", "Terminated"):

@@ -1,8 +1,11 @@
 """Many hosts: the Celery app, its one task, and ``ocrwatch worker``.
 
-Celery's defaults are wrong for this work and are set here: JSON only, late acks, a task
-handed back when its worker dies, one message prefetched, a visibility timeout above the
-file time limit. A task carries one :mod:`~ocrwatch.daemon.messages` JSON string (paths,
+Celery's defaults are wrong for this work and are set here: JSON only, late acks, one
+message prefetched, a visibility timeout above the file time limit. A worker process that
+dies holding a task (a native crash on one input) is *not* handed back to the queue, where
+it would crash the next worker forever: its task ends as a ``WorkerLostError`` failure that
+the coordinator counts as a crash of that file (quarantined as ``engine_crash`` after
+``retry.file_crashes``). A task carries one :mod:`~ocrwatch.daemon.messages` JSON string (paths,
 never image bytes) and answers with one. While it runs, the worker writes a heartbeat into
 the result backend; the coordinator's lease reads it. Workers hold no state and never retry
 on their own: the coordinator's journal decides.
@@ -64,7 +67,9 @@ def make_app(settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        # A lost worker process: FAILURE (WorkerLostError) for the coordinator to count, and
+        # the message acknowledged. True would requeue a poison file forever, uncounted.
+        task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
         task_track_started=True,
         task_default_queue=conf.queue,
