@@ -6,6 +6,7 @@ subprocess with that folder on ``PYTHONPATH`` can choose them like any third-par
 - ``stub`` reads one line naming the languages it was asked for ("read eng"), so a test
   sees which settings a page was read with. The languages it knows come from
   ``OCRWATCH_TEST_STUB_LANGUAGES`` (default ``eng,spa``): one host can lack one.
+- ``OCRWATCH_TEST_STUB_SECONDS`` is its time per page (default 0).
 - On a *marked* page (all black, see :func:`marked_page`) it kills its own process with
   SIGSEGV, as a native engine crashing on one input would.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -44,6 +46,7 @@ class StubEngine(Engine):
     def recognize(self, page: Image.Image, *, languages: Sequence[str], mode: Mode) -> PageResult:
         if max(ImageStat.Stat(page.convert("L")).extrema[0]) < 16:  # the marked page
             os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(float(os.environ.get("OCRWATCH_TEST_STUB_SECONDS", "0")))
         missing = [code for code in languages if code not in self.languages()]
         if missing:
             from ocrwatch.exceptions import ConfigError

@@ -85,8 +85,8 @@ class TestMessages:
 
     def test_refuses_other_versions_and_garbage(self) -> None:
         """A message of another version or shape is a ValueError, not a crash later."""
-        text = messages.dumps(ProbeTask("j", "a", "/a")).replace('"v":1', '"v":2')
-        with pytest.raises(ValueError, match="version 2"):
+        text = messages.dumps(ProbeTask("j", "a", "/a")).replace('"v":2', '"v":3')
+        with pytest.raises(ValueError, match="version 3"):
             messages.loads(text)
         with pytest.raises(ValueError):
             messages.loads(b"not json")

@@ -1,8 +1,11 @@
 """Prometheus metrics of the coordinator, served on ``/metrics`` when ``metrics_port`` is set.
 
 Counters and the duration histogram follow the canonical document lines; the backlog
-gauges are read from the journal every few seconds; workers are the ones whose answers or
-heartbeats were seen. Base units, ``_total`` counters, labels with few values.
+gauges are read from the journal every few seconds (plus ``unjournaled``: files seen in the
+inbox and not journaled yet); workers are the ones whose answers or heartbeats were seen.
+Prometheus conventions: base units, ``_total`` counters, labels with few and stable values
+(a worker is ``NAME@host``, never a pid), a zero series for every outcome and backlog state
+from the start, no ``_created`` series.
 """
 
 from __future__ import annotations
@@ -11,7 +14,14 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 
 if TYPE_CHECKING:
     from ocrwatch.daemon.journal import Journal
@@ -21,6 +31,12 @@ __all__ = ["Metrics"]
 log = structlog.get_logger()
 
 _BUCKETS = (0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
+#: Every outcome of a canonical document line that counts a document.
+OUTCOMES = ("ok", "duplicate", "quarantined")
+#: The backlog's label for files in the inbox that the journal does not hold yet.
+UNJOURNALED = "unjournaled"
+
+disable_created_metrics()  # *_created series are noise for these counters
 
 
 class Metrics:
@@ -64,6 +80,13 @@ class Metrics:
         self.in_flight = Gauge(
             "ocrwatch_tasks_in_flight", "Tasks sent to the executor, not answered.", registry=r
         )
+        from ocrwatch.daemon.journal import TERMINAL_STATES, State
+
+        for outcome in OUTCOMES:  # zero series: rate() and alerts work from the first scrape
+            self.documents.labels(outcome=outcome)
+        self._states = [s.value for s in State if s not in TERMINAL_STATES] + [UNJOURNALED]
+        for state in self._states:
+            self.backlog.labels(state=state).set(0)
 
     def serve(self, port: int, address: str) -> None:
         """Serve ``/metrics`` on ``address:port`` (a daemon thread of prometheus_client)."""
@@ -81,13 +104,18 @@ class Metrics:
             if seconds:
                 self.duration.observe(seconds)
 
-    def refresh(self, journal: Journal, *, in_flight: int, workers: dict[str, float]) -> None:
-        """Update the gauges from the journal and the executor."""
-        from ocrwatch.daemon.journal import TERMINAL_STATES, State
-
-        for state, n in journal.counts().items():
-            if State(state) not in TERMINAL_STATES:
-                self.backlog.labels(state=state).set(n)
+    def refresh(
+        self,
+        journal: Journal,
+        *,
+        in_flight: int,
+        workers: dict[str, float],
+        unjournaled: int = 0,
+    ) -> None:
+        """Update the gauges from the journal, the intake and the executor."""
+        counts = {**journal.counts(), UNJOURNALED: unjournaled}
+        for state in self._states:
+            self.backlog.labels(state=state).set(counts.get(state, 0))
         oldest = journal.oldest_unfinished()
         self.oldest.set(0.0 if oldest is None else max(0.0, time.time() - oldest))
         self.in_flight.set(in_flight)
