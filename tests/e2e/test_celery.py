@@ -478,3 +478,28 @@ class TestWhereThePartsMeet:
         assert 'ocrwatch_backlog{state="unjournaled"}' in body
         assert "_created" not in body
         assert c.coordinator.stop() == 0
+
+    def test_lost_range_is_redone_alone(self, cluster: Callable[..., Cluster]) -> None:
+        """A worker frozen on one page range of a split PDF: that range alone is sent again
+        after the lease; the other ranges are read once; the document is stitched in order."""
+        c = cluster(stub=True, engine="stub", mode="printed", celery__pages_per_task=1)
+        c.coordinator.start()
+        frozen = c.worker(OCRWATCH_TEST_STUB_SECONDS=3)
+        pages = [render_lines([f"Page {n}"], size=36).convert("RGB") for n in range(3)]
+        pdf = c.folders.root / "three.pdf"
+        pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=150.0)
+        os.replace(pdf, c.folders.inbox / "three.pdf")
+        wait_until(
+            lambda: "received" in frozen.log.read_text(errors="replace"),
+            timeout=60,
+            what="the first range to reach the worker",
+        )
+        frozen.signal(signal.SIGSTOP)
+        rescuer = c.worker(OCRWATCH_TEST_STUB_SECONDS=0.2)
+        wait_until(lambda: "three.pdf" in c.processed(), timeout=120, what="the stitched PDF")
+        (sidecar,) = c.folders.sidecars("three.pdf")
+        assert sidecar.read_text().count("read eng") == 3, sidecar.read_text()
+        runs = rescuer.log.read_text(errors="replace").count("] succeeded in")
+        assert runs == 3, runs  # the two ranges left plus the lost one, not the whole again
+        frozen.signal(signal.SIGCONT)
+        assert c.coordinator.stop() == 0

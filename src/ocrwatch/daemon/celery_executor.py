@@ -306,6 +306,8 @@ class CeleryExecutor:
                 detail="taken by a worker that never started it; sending it again",
             )  # fmt: skip
             lost.append(_requeued(sent.task, "taken by a worker that went silent"))
+        if lost:
+            self._forget(list(stale))
         return lost
 
     def _queued_ids(self) -> set[str] | None:
@@ -320,8 +322,11 @@ class CeleryExecutor:
                 url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT
             )
         queued: list[bytes] = self._broker_client.lrange(self.conf.queue, 0, -1)
+        alive = time.time() - self.conf.lease
         for direct in {s.direct for s in self._sent.values() if s.direct}:
-            queued += self._broker_client.lrange(direct, 0, -1)
+            # A worker's own queue holds its tasks only while that worker lives.
+            if self._nodes.get(direct.removesuffix(".dq2"), 0.0) >= alive:
+                queued += self._broker_client.lrange(direct, 0, -1)
         return {json.loads(raw)["headers"]["id"] for raw in queued}
 
     def _held_by_workers(self) -> set[str]:
@@ -473,6 +478,7 @@ class CeleryExecutor:
             except Exception:
                 replies = []
             for reply in replies:
+                self._nodes.update({n: time.time() for n in reply})
                 nodes.update({n: time.time() for n in reply if n not in refused})
         return max(nodes, key=lambda n: nodes[n]) if nodes else ""
 

@@ -250,12 +250,19 @@ def _heartbeat(
     import time
 
     meta = {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker, "node": node}
+    failing = False
     while True:
         try:
             beat = {**meta, "beat": time.time()}
             task.update_state(task_id=task_id, state=HEARTBEAT_STATE, meta=beat)
         except Exception as exc:  # a broker hiccup must not fail the recognition
-            log.warning("worker.heartbeat_failed", error=str(exc))
+            if not failing:  # one warning per outage
+                log.warning("worker.heartbeat_failed", error=str(exc))
+            failing = True
+        else:
+            if failing:
+                log.info("worker.heartbeat_resumed")
+            failing = False
         if stop.wait(every):
             return
 

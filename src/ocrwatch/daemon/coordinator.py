@@ -520,7 +520,8 @@ class Coordinator:
 
     def _refused(self, task: RecognizeTask, refused: Refused) -> None:
         """A worker cannot read ``task`` as resolved: send it elsewhere, or fail the file."""
-        self.journal.worker_refused(refused.worker, f"{refused.reason}: {refused.message}")
+        name = refused.worker or "local"
+        self.journal.worker_refused(name, f"{refused.reason}: {refused.message}")
         by = self._refusals.setdefault(task.job_id, [])
         if (refused.node or refused.worker) not in by:
             by.append(refused.node or refused.worker)
@@ -530,7 +531,7 @@ class Coordinator:
             "task.refused",
             job_id=task.job_id,
             relpath=display(task.relpath),
-            worker=refused.worker,
+            worker=name,
             reason=refused.reason,
             refusals=count,
             detail=refused.message,
@@ -543,7 +544,7 @@ class Coordinator:
             return
         job = self.journal.get(task.job_id)
         if job is not None and job.state in (State.CLAIMED, State.RETRY):
-            message = f"{count} workers refused it ({refused.reason}); the last: {refused.message}"
+            message = f"refused {count} times ({refused.reason}); the last: {refused.message}"
             failure = Failure(Category.PERMANENT, "no_capable_worker", message)
             self.disposition.failed(job, failure, seconds=0.0)
         self._forget(task.job_id)
