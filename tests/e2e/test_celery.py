@@ -199,6 +199,9 @@ class TestCluster:
             assert name in body, name
         status = json.loads(c.coordinator.status("--json").stdout)
         assert status["workers"], status
+        for w in c.workers:  # they reconnected to the new Redis: no warning per reconnect
+            assert "DeprecationWarning" not in w.log.read_text(errors="replace"), w.log
+        assert c.coordinator.count("broker.unavailable") == 1
         assert c.coordinator.stop() == 0
 
     def test_long_pdf_in_ranges(self, cluster: Callable[..., Cluster]) -> None:

@@ -124,6 +124,9 @@ def make_app(settings: Settings) -> Celery:
         task_time_limit=settings.file_timeout + 30,
         worker_max_tasks_per_child=500,  # engines that leak memory are restarted now and then
         broker_connection_retry_on_startup=True,
+        # Said explicitly (Celery warns at every reconnect otherwise): a running task keeps
+        # running when the broker connection drops; the coordinator drops a second answer.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_publish_retry_policy={
             "max_retries": 2,
             "interval_start": 0.2,
@@ -309,6 +312,16 @@ class _NoAnswerBody(logging.Filter):
 
 def _quiet_logs() -> None:
     """Operator-grade worker logs: no answer bodies, no deprecation warning per reconnect."""
+    from celery import signals
+
     logging.getLogger("celery.app.trace").addFilter(_NoAnswerBody())
-    warnings.filterwarnings("ignore", message=r".*broker_connection_retry.*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"celery(\..*)?$")
+    # Celery turns its own deprecation warnings to "always" when it sets up logging: after
+    # that, they are turned off again (settings are explicit here; upgrades are tested).
+    signals.celeryd_after_setup.connect(_no_celery_deprecations, weak=False)
+
+
+def _no_celery_deprecations(**_: Any) -> None:
+    from celery.exceptions import CDeprecationWarning, CPendingDeprecationWarning
+
+    warnings.filterwarnings("ignore", category=CDeprecationWarning)
+    warnings.filterwarnings("ignore", category=CPendingDeprecationWarning)
