@@ -326,10 +326,10 @@ class TestWhereThePartsMeet:
         task needs refuses (status shows it), the task goes to another worker, and with no
         capable worker the file fails after a few refusals instead of looping."""
         langs = "OCRWATCH_TEST_STUB_LANGUAGES"
-        c = cluster(stub=True, engine="stub", mode="printed", languages="eng")
+        c = cluster(stub=True, engine="stub", mode="printed", languages="eng", outputs="pdf")
         c.coordinator.env[langs] = "eng,spa,deu"
         c.coordinator.start()
-        c.worker(languages="spa")  # its own settings say Spanish
+        c.worker(languages="spa", outputs="txt")  # its own settings: Spanish, no PDF
         for i in range(3):
             write_doc(c.folders.inbox / f"en{i}.png", i)
         wait_until(lambda: len(c.processed()) == 3, timeout=120, what="the English files")
@@ -337,6 +337,7 @@ class TestWhereThePartsMeet:
             (car,) = c.folders.sidecars(f"en{i}.png")
             assert car.read_text().strip() == "read eng", car.read_text()
             assert json.loads(car.with_suffix(".json").read_text())["languages"] == ["eng"]
+            assert car.with_suffix(".pdf").is_file()  # the coordinator asked for it
         assert c.coordinator.stop() == 0
 
     def test_worker_without_a_language_refuses(self, cluster: Callable[..., Cluster]) -> None:
