@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,16 @@ from ocrwatch.daemon import messages
 from ocrwatch.daemon.execute import execute
 from ocrwatch.daemon.failures import classify
 from ocrwatch.daemon.local_executor import LocalExecutor
-from ocrwatch.daemon.messages import Failure, ProbeReport, ProbeTask, RecognizeTask, Result, Written
+from ocrwatch.daemon.messages import (
+    Failure,
+    ProbeReport,
+    ProbeTask,
+    RecognizeTask,
+    Refused,
+    Result,
+    TaskSettings,
+    Written,
+)
 from ocrwatch.exceptions import (
     CorruptFileError,
     EmptyFileError,
@@ -26,8 +36,8 @@ from ocrwatch.exceptions import (
     TransientOutputError,
     UnsupportedFormatError,
 )
-from ocrwatch.settings.model import load_settings
-from ocrwatch.settings.resolve import settings_digest
+from ocrwatch.settings.model import Settings, load_settings
+from ocrwatch.settings.resolve import settings_digest, task_values, values_digest, with_task_values
 from ocrwatch.support.retry import Category
 
 
@@ -85,8 +95,8 @@ class TestMessages:
 
     def test_refuses_other_versions_and_garbage(self) -> None:
         """A message of another version or shape is a ValueError, not a crash later."""
-        text = messages.dumps(ProbeTask("j", "a", "/a")).replace('"v":1', '"v":2')
-        with pytest.raises(ValueError, match="version 2"):
+        text = messages.dumps(ProbeTask("j", "a", "/a")).replace('"v":2', '"v":3')
+        with pytest.raises(ValueError, match="version 3"):
             messages.loads(text)
         with pytest.raises(ValueError):
             messages.loads(b"not json")
@@ -179,3 +189,125 @@ class TestKeptRecognition:
         assert isinstance(second.outcome, Written), second.outcome
         assert "Kept reading 42" in (small_tmpfs / "a.png.txt").read_text()
         assert not (job_dir / ".recognized.json").exists()
+
+
+class TestTaskSettings:
+    """The task carries what decides its result; a worker reads with it or refuses."""
+
+    def _task(self, image: Path, out: Path, settings: Settings, relpath: str) -> RecognizeTask:
+        values, profile = task_values(settings, relpath)
+        carried = TaskSettings(values_digest(values), values, profile)
+        return RecognizeTask("j", relpath, str(image), 1, str(out), None, "c", settings=carried)
+
+    def test_round_trip_and_profile_applied_once(self) -> None:
+        """TaskSettings and Refused survive JSON; the profile is resolved by the coordinator."""
+        coordinator = load_settings(
+            overrides={"languages": "eng", "profiles": [{"match": "es/**", "languages": "spa"}]}
+        )
+        values, profile = task_values(coordinator, "es/a.png")
+        assert values["languages"] == ["spa"] and profile is not None
+        assert "profiles" not in values and "aspose" not in values  # no secrets travel
+        carried = TaskSettings(values_digest(values), values, profile)
+        task = RecognizeTask("j", "es/a.png", "/w/a", 1, "/o/a.txt", None, "c", settings=carried)
+        back = messages.loads(messages.dumps(task))
+        assert back == task
+        refused = Result(task, Refused("w@h", "language_unavailable", "no deu", "w.1@h"))
+        assert messages.loads(messages.dumps(refused)) == refused
+        worker = load_settings(overrides={"languages": "deu", "mode": "handwritten"})
+        effective = with_task_values(worker, values)
+        assert effective.languages == ["spa"] and effective.mode == coordinator.mode
+        assert effective.profiles == []
+        with pytest.raises(ValueError, match="unknown task settings"):
+            with_task_values(worker, {**values, "inbox": "/x"})
+
+    def test_worker_reads_with_the_task_settings_or_refuses(self, tmp_path: Path) -> None:
+        """A worker configured for Spanish reads an English task in English; a task in a
+        language its engine lacks is refused, nothing written."""
+        from ocrwatch.engines import EngineCache
+
+        image = save(render_lines(["Settings travel"], size=36), tmp_path / "a.png")
+        coordinator = load_settings(
+            overrides={"engine": "tesseract", "mode": "printed", "languages": "eng"}
+        )
+        worker = load_settings(
+            overrides={"engine": "tesseract", "mode": "printed", "languages": "spa"}
+        )
+        engines = EngineCache(worker)
+        try:
+            task = self._task(image, tmp_path / "out" / "a.png.txt", coordinator, "a.png")
+            result = execute(task, settings=worker, engines=engines, worker="w@h")
+            assert isinstance(result.outcome, Written), result.outcome
+            manifest = json.loads(Path(result.outcome.manifest).read_text())
+            assert manifest["languages"] == ["eng"]
+            assert result.outcome.processed_by["worker"] == "w@h"
+            german = load_settings(
+                overrides={"engine": "tesseract", "mode": "printed", "languages": "xx"}
+            )
+            task = self._task(image, tmp_path / "out" / "b.png.txt", german, "b.png")
+            result = execute(task, settings=worker, engines=engines, worker="w@h", node="n")
+        finally:
+            engines.close()
+        assert isinstance(result.outcome, Refused), result.outcome
+        assert result.outcome.reason == "language_unavailable" and result.outcome.node == "n"
+        assert "xx" in result.outcome.message
+        assert not (tmp_path / "out" / "b.png.txt").exists()
+
+
+class TestCeleryAnswers:
+    """How the coordinator reads what Celery stored, and what a worker maps back."""
+
+    def test_failures(self) -> None:
+        """A lost worker process is a crash of the file (the backend hands back the
+        exception object); a broker outage while storing is nobody's fault."""
+        from billiard.exceptions import WorkerLostError
+
+        from ocrwatch.daemon.celery_executor import _failure
+
+        crash = _failure(WorkerLostError("Worker exited prematurely: signal 11 (SIGSEGV)"))
+        assert (crash.category, crash.reason) == (Category.CRASH, "engine_crash")
+        stored = _failure({"exc_type": "WorkerLostError", "exc_message": ["x"]})
+        assert stored.category is Category.CRASH
+        outage = _failure({"exc_type": "ConnectionError", "exc_message": ["refused"]})
+        assert outage.category is Category.REQUEUED
+        assert _failure(ValueError("bug")).category is Category.BUG
+
+    def test_every_output_mapped_back(self) -> None:
+        """path_map: txt, manifest and the other outputs come back in the coordinator's paths."""
+        from ocrwatch.daemon.celery_worker import _answer, map_paths
+
+        task = RecognizeTask("j", "a.png", "/srv/in/a.png", 1, "/srv/out/a.png.txt", None, "c")
+        mapping = {"/srv": "/mnt/share"}
+        mapped = map_paths(task, mapping)
+        assert isinstance(mapped, RecognizeTask) and mapped.out_txt == "/mnt/share/out/a.png.txt"
+        others = {"pdf": "/mnt/share/out/a.png.pdf", "hocr": "/mnt/share/out/a.png.hocr"}
+        written = Written("s", 1, 1, (), "printed", 1, "/mnt/share/out/a.png.txt",
+                          "/mnt/share/out/a.png.json", others)  # fmt: skip
+        back = _answer(Result(mapped, written), task, mapping)
+        assert back.task == task
+        assert isinstance(back.outcome, Written)
+        assert back.outcome.txt == "/srv/out/a.png.txt"
+        assert back.outcome.others == {"pdf": "/srv/out/a.png.pdf", "hocr": "/srv/out/a.png.hocr"}
+
+
+class TestMetrics:
+    """Prometheus conventions: zero series, no _created, the unjournaled backlog."""
+
+    def test_exposition(self, tmp_path: Path) -> None:
+        from prometheus_client import generate_latest
+
+        from ocrwatch.daemon.journal import open_journal
+        from ocrwatch.daemon.metrics import Metrics
+
+        metrics = Metrics()
+        journal, _ = open_journal(tmp_path / "j.sqlite3")
+        try:
+            metrics.refresh(journal, in_flight=0, workers={"ocrwatch@h": 1.0}, unjournaled=4)
+        finally:
+            journal.close()
+        body = generate_latest(metrics.registry).decode()
+        for outcome in ("ok", "duplicate", "quarantined"):
+            assert f'ocrwatch_documents_total{{outcome="{outcome}"}} 0.0' in body
+        assert 'ocrwatch_backlog{state="unjournaled"} 4.0' in body
+        assert 'ocrwatch_backlog{state="claimed"} 0.0' in body
+        assert 'worker="ocrwatch@h"' in body
+        assert "_created" not in body

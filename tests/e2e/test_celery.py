@@ -25,6 +25,7 @@ import redis
 from e2e.conftest import Background, Daemon, Folders, base_env, sha256, spawn, wait_until, write_doc
 from imaging import render_lines, save
 from redisserver import RedisServer, free_port
+from stub_engines import marked_page, stub_site
 
 pytestmark = pytest.mark.e2e
 
@@ -98,10 +99,19 @@ class Cluster:
     env: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
 
-    def worker(self) -> Worker:
-        w = Worker(self.env, self.folders.root / f"worker-{len(self.workers)}.log").start()
+    def worker(self, **settings: object) -> Worker:
+        """Start one more worker; ``settings`` are its own (``languages="spa"``)."""
+        env = dict(self.env)
+        for key, value in settings.items():
+            env[key if key.isupper() else f"OCRWATCH_{key.upper()}"] = str(value)
+        w = Worker(env, self.folders.root / f"worker-{len(self.workers)}.log").start()
         self.workers.append(w)
         return w
+
+    def queued(self) -> int:
+        """Return how many task messages wait in the broker or are held unacknowledged."""
+        client = self.redis.client()
+        return int(client.llen("ocrwatch")) + int(client.hlen("unacked"))
 
     def processed(self) -> dict[str, dict[str, object]]:
         lines = self.folders.log_lines()
@@ -114,7 +124,8 @@ def cluster(
 ) -> Iterator[Callable[..., Cluster]]:
     made: list[Cluster] = []
 
-    def build(**settings: object) -> Cluster:
+    def build(*, stub: bool = False, **settings: object) -> Cluster:
+        """A coordinator (not started) on ``folders``; ``stub``: the stub engine is there."""
         knobs: dict[str, object] = {
             "executor": "celery",
             "celery__broker_url": redis_server.url,
@@ -125,6 +136,8 @@ def cluster(
         port = free_port()
         coordinator = make_daemon(metrics_port=port, **knobs)
         env = base_env(folders.root, **knobs)
+        if stub:
+            env["PYTHONPATH"] = coordinator.env["PYTHONPATH"] = stub_site(folders.root / "site")
         c = Cluster(folders, redis_server, coordinator, port, env)
         made.append(c)
         return c
@@ -213,6 +226,9 @@ class TestCluster:
             assert name in body, name
         status = json.loads(c.coordinator.status("--json").stdout)
         assert status["workers"], status
+        for w in c.workers:  # they reconnected to the new Redis: no warning per reconnect
+            assert "DeprecationWarning" not in w.log.read_text(errors="replace"), w.log
+        assert c.coordinator.count("broker.unavailable") == 1
         assert c.coordinator.stop() == 0
 
     def test_long_pdf_in_ranges(self, cluster: Callable[..., Cluster]) -> None:
@@ -305,4 +321,224 @@ class TestCluster:
         assert [
             x["relpath"] for x in c.folders.log_lines() if x["event"] == "document.processed"
         ].count("long.png") == 1
+        assert c.coordinator.stop() == 0
+
+
+class TestWhereThePartsMeet:
+    """Issue 18: crashes, settings, a frozen broker, names, restarts, logs and metrics."""
+
+    def test_file_that_kills_its_worker_is_quarantined(
+        self, cluster: Callable[..., Cluster]
+    ) -> None:
+        """A page that segfaults the worker process is a crash of that file: counted by the
+        coordinator, quarantined as engine_crash after file_crashes, no copy left queued."""
+        c = cluster(stub=True, engine="stub", mode="printed", retry__file_crashes=2)
+        c.coordinator.start()
+        worker = c.worker()
+        marked_page(c.folders.inbox / "poison.png")
+        inputs = {
+            f"g{i}.png": sha256(write_doc(c.folders.inbox / f"g{i}.png", i)) for i in range(2)
+        }
+        wait_until(lambda: c.folders.quarantined("poison.png"), timeout=120, what="quarantine")
+        (reason_file,) = c.folders.quarantined("poison.png")
+        reason = json.loads(reason_file.read_text())
+        assert reason["reason"] == "engine_crash", reason
+        assert reason["crashes"] == 2, reason
+        wait_until(lambda: set(inputs) <= set(c.processed()), timeout=120, what="good files")
+        # A file after the quarantine is read: the worker took everything queued before it.
+        inputs["after.png"] = sha256(write_doc(c.folders.inbox / "after.png", 5))
+        wait_until(lambda: "after.png" in c.processed(), timeout=120, what="the next file")
+        assert c.queued() == 0
+        crashes = worker.log.read_text(errors="replace").count("exited with 'signal 11")
+        assert crashes == 2, worker.log.read_text(errors="replace")[-3000:]
+        assert c.coordinator.stop() == 0
+
+    def test_task_settings_win_and_a_worker_that_cannot_refuses(
+        self, cluster: Callable[..., Cluster]
+    ) -> None:
+        """The coordinator decides how a file is read: a worker started with other languages
+        reads the coordinator's files with the task's; a worker that lacks a language the
+        task needs refuses (status shows it), the task goes to another worker, and with no
+        capable worker the file fails after a few refusals instead of looping."""
+        langs = "OCRWATCH_TEST_STUB_LANGUAGES"
+        c = cluster(stub=True, engine="stub", mode="printed", languages="eng", outputs="pdf")
+        c.coordinator.env[langs] = "eng,spa,deu"
+        c.coordinator.start()
+        c.worker(languages="spa", outputs="txt")  # its own settings: Spanish, no PDF
+        for i in range(3):
+            write_doc(c.folders.inbox / f"en{i}.png", i)
+        wait_until(lambda: len(c.processed()) == 3, timeout=120, what="the English files")
+        for i in range(3):
+            (car,) = c.folders.sidecars(f"en{i}.png")
+            assert car.read_text().strip() == "read eng", car.read_text()
+            assert json.loads(car.with_suffix(".json").read_text())["languages"] == ["eng"]
+            assert car.with_suffix(".pdf").is_file()  # the coordinator asked for it
+        assert c.coordinator.stop() == 0
+
+    def test_worker_without_a_language_refuses(self, cluster: Callable[..., Cluster]) -> None:
+        """German is asked for; a worker without it refuses; alone, the file fails after a
+        few refusals (no loop); with a capable worker beside it the file is read in German."""
+        langs = "OCRWATCH_TEST_STUB_LANGUAGES"
+        c = cluster(stub=True, engine="stub", mode="printed", languages="deu")
+        c.coordinator.env[langs] = "eng,spa,deu"
+        c.coordinator.start()
+        lacking = c.worker(**{langs: "eng,spa"})
+        write_doc(c.folders.inbox / "alone.png", 1)
+        wait_until(lambda: c.folders.quarantined("alone.png"), timeout=120, what="quarantine")
+        (reason_file,) = c.folders.quarantined("alone.png")
+        reason = json.loads(reason_file.read_text())
+        assert reason["reason"] == "no_capable_worker", reason
+        assert "deu" in reason["message"], reason
+        assert c.coordinator.count("task.refused") == 3
+        assert "worker.refused" in lacking.log.read_text(errors="replace")
+        status = json.loads(c.coordinator.status("--json").stdout)
+        refusing = [w for w in status["workers"] if w.get("refuses")]
+        assert refusing and "deu" in refusing[0]["refuses"], status["workers"]
+        c.worker(**{langs: "eng,spa,deu"})
+        for i in range(3):
+            write_doc(c.folders.inbox / f"de{i}.png", i)
+        wait_until(
+            lambda: {f"de{i}.png" for i in range(3)} <= set(c.processed()),
+            timeout=120,
+            what="the German files",
+        )
+        for i in range(3):
+            (car,) = c.folders.sidecars(f"de{i}.png")
+            assert car.read_text().strip() == "read deu", car.read_text()
+            assert not c.folders.quarantined(f"de{i}.png")
+        assert c.coordinator.stop() == 0
+
+    def test_frozen_broker_holds_nothing_up(self, cluster: Callable[..., Cluster]) -> None:
+        """Redis frozen (SIGSTOP) while a worker reads a file: one broker.unavailable warning,
+        new files are still claimed, and after SIGCONT everything is processed; the outage
+        is charged to no file (no internal_error, no retry) and nothing logs CRITICAL."""
+        c = cluster(stub=True, engine="stub", mode="printed")
+        c.coordinator.start()
+        worker = c.worker(OCRWATCH_TEST_STUB_SECONDS=3)
+        write_doc(c.folders.inbox / "slow.png", 0)
+        wait_until(
+            lambda: "received" in worker.log.read_text(errors="replace"),
+            timeout=60,
+            what="the worker to take the file",
+        )
+        assert c.redis.proc is not None
+        os.kill(c.redis.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: c.coordinator.event_seen("broker.unavailable"),
+                timeout=30,
+                what="broker.unavailable",
+            )
+            for i in range(3):
+                write_doc(c.folders.inbox / f"new{i}.png", i + 1)
+            wait_until(
+                lambda: {p.name for p in c.folders.claimed()} >= {f"new{i}.png" for i in range(3)},
+                timeout=30,
+                what="claims while the broker is frozen",
+            )
+        finally:
+            os.kill(c.redis.proc.pid, signal.SIGCONT)
+        wait_until(lambda: len(c.processed()) == 4, timeout=120, what="all files")
+        assert c.coordinator.count("broker.unavailable") == 1
+        assert c.coordinator.event_seen("broker.available")
+        out = c.coordinator.output()
+        assert "internal_error" not in out and "document.retry_scheduled" not in out, out
+        assert '"level": "critical"' not in out.lower() and "CRITICAL" not in out
+        assert not c.folders.quarantined("slow.png")
+        assert c.coordinator.stop() == 0
+
+    def test_restart_takes_up_tasks_already_sent(self, cluster: Callable[..., Cluster]) -> None:
+        """A coordinator killed with tasks out and restarted takes up their answers by task
+        id: every file is recognized once, not once per coordinator run."""
+        c = cluster(stub=True, engine="stub", mode="printed")
+        c.coordinator.start()
+        worker = c.worker(OCRWATCH_TEST_STUB_SECONDS=1)
+        for i in range(4):
+            write_doc(c.folders.inbox / f"r{i}.png", i)
+        wait_until(
+            lambda: "received" in worker.log.read_text(errors="replace"),
+            timeout=60,
+            what="a task to reach the worker",
+        )
+        c.coordinator.kill9()
+        c.coordinator.start()
+        wait_until(lambda: len(c.processed()) == 4, timeout=120, what="all files")
+        assert c.coordinator.event_seen("task.adopted")
+        wait_until(lambda: c.queued() == 0, timeout=60, what="an empty queue")
+        runs = worker.log.read_text(errors="replace").count("] succeeded in")
+        assert runs == 4, runs
+        assert c.coordinator.stop() == 0
+
+    def test_two_workers_on_one_host_path_map_logs_and_metrics(
+        self, cluster: Callable[..., Cluster]
+    ) -> None:
+        """Two workers on one host have their own node names and one stable metrics label
+        (NAME@host, no pid); a worker that maps paths answers with the coordinator's paths
+        for every output and the manifest's source; success lines carry no answer JSON;
+        /metrics has a zero series per outcome, no _created series and the unjournaled
+        backlog."""
+        c = cluster(stub=True, engine="stub", mode="printed", outputs="txt,json,pdf,hocr,alto")
+        alias = c.folders.root / "alias"
+        alias.symlink_to(c.folders.root)
+        c.coordinator.start()
+        mapping = json.dumps({str(c.folders.root): str(alias)})
+        first = c.worker(celery__path_map=mapping)
+        second = c.worker(celery__path_map=mapping)
+        nodes = []
+        for w in (first, second):
+            line = next(
+                json.loads(x)
+                for x in w.log.read_text(errors="replace").splitlines()
+                if '"worker.starting"' in x
+            )
+            nodes.append(line["node"])
+        assert nodes[0] != nodes[1], nodes
+        for i in range(4):
+            write_doc(c.folders.inbox / f"m{i}.png", i)
+        wait_until(lambda: len(c.processed()) == 4, timeout=120, what="all files")
+        for rel, line in c.processed().items():
+            outputs = line["outputs"]
+            assert isinstance(outputs, dict) and set(outputs) >= {"pdf", "hocr", "alto"}, line
+            for path in outputs.values():
+                assert str(path).startswith(str(c.folders.outbox)), (rel, outputs)
+            (car,) = c.folders.sidecars(rel)
+            source = json.loads(car.with_suffix(".json").read_text())["source"]["path"]
+            assert source.startswith(str(c.folders.inbox)), source
+        for w in (first, second):
+            text = w.log.read_text(errors="replace")
+            assert "DuplicateNodenameWarning" not in text
+            assert '\\"outcome\\"' not in text and '"outcome"' not in text
+        body = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics_port}/metrics").read().decode()
+        host = socket.gethostname()
+        assert (
+            f'ocrwatch_worker_last_heartbeat_timestamp_seconds{{worker="ocrwatch@{host}"}}' in body
+        )
+        assert 'ocrwatch_documents_total{outcome="quarantined"} 0.0' in body
+        assert 'ocrwatch_backlog{state="unjournaled"}' in body
+        assert "_created" not in body
+        assert c.coordinator.stop() == 0
+
+    def test_lost_range_is_redone_alone(self, cluster: Callable[..., Cluster]) -> None:
+        """A worker frozen on one page range of a split PDF: that range alone is sent again
+        after the lease; the other ranges are read once; the document is stitched in order."""
+        c = cluster(stub=True, engine="stub", mode="printed", celery__pages_per_task=1)
+        c.coordinator.start()
+        frozen = c.worker(OCRWATCH_TEST_STUB_SECONDS=3)
+        pages = [render_lines([f"Page {n}"], size=36).convert("RGB") for n in range(3)]
+        pdf = c.folders.root / "three.pdf"
+        pages[0].save(pdf, save_all=True, append_images=pages[1:], resolution=150.0)
+        os.replace(pdf, c.folders.inbox / "three.pdf")
+        wait_until(
+            lambda: "received" in frozen.log.read_text(errors="replace"),
+            timeout=60,
+            what="the first range to reach the worker",
+        )
+        frozen.signal(signal.SIGSTOP)
+        rescuer = c.worker(OCRWATCH_TEST_STUB_SECONDS=0.2)
+        wait_until(lambda: "three.pdf" in c.processed(), timeout=120, what="the stitched PDF")
+        (sidecar,) = c.folders.sidecars("three.pdf")
+        assert sidecar.read_text().count("read eng") == 3, sidecar.read_text()
+        runs = rescuer.log.read_text(errors="replace").count("] succeeded in")
+        assert runs == 3, runs  # the two ranges left plus the lost one, not the whole again
+        frozen.signal(signal.SIGCONT)
         assert c.coordinator.stop() == 0

@@ -40,7 +40,15 @@ from ocrwatch.daemon.journal import (
     open_journal,
 )
 from ocrwatch.daemon.local_executor import LocalExecutor, default_workers
-from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
+from ocrwatch.daemon.messages import (
+    Failure,
+    ProbeTask,
+    RecognizeTask,
+    Refused,
+    Result,
+    TaskSettings,
+    Written,
+)
 from ocrwatch.daemon.metrics import Metrics
 from ocrwatch.daemon.notify import Notifications, Triggers, check_urls
 from ocrwatch.daemon.recovery import recover
@@ -53,7 +61,7 @@ from ocrwatch.exceptions import ConfigError
 from ocrwatch.outputs.writer import sidecar_path
 from ocrwatch.settings.choices import ExecutorKind
 from ocrwatch.settings.model import Settings
-from ocrwatch.settings.resolve import after_success_for, settings_digest
+from ocrwatch.settings.resolve import after_success_for, task_values, values_digest
 from ocrwatch.support import fsutil
 from ocrwatch.support.fsutil import display
 from ocrwatch.support.retry import Category
@@ -65,6 +73,8 @@ log = structlog.get_logger()
 _TICK = 0.2
 _STATUS_EVERY = 2.0
 _HEARTBEAT_EVERY = 10.0
+#: Refusals (workers without an engine or language the file needs) before the file fails.
+MAX_REFUSALS = 3
 #: Journal states in which a job waits for the coordinator (an attempt or a move).
 _WAITING = frozenset({State.CLAIMED, State.RETRY, State.WRITTEN, State.REJECTED})
 
@@ -175,7 +185,13 @@ class Coordinator:
             observer=self._observe,
         )
         self.stitcher = Stitcher(settings)
-        self._digest = settings_digest(settings)
+        #: job id -> the settings its file is read with, resolved once (see _task_settings).
+        self._resolved: dict[str, TaskSettings] = {}
+        #: job id -> the workers that refused it (its next task goes elsewhere).
+        self._refusals: dict[str, list[str]] = {}
+        self._refusal_count: dict[str, int] = {}
+        #: Ranges of split documents handed back unrun, to send again alone.
+        self._lost_ranges: deque[RecognizeTask] = deque()
         self.split = settings.executor is ExecutorKind.CELERY and not _native_pdf(settings)
         self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
@@ -404,7 +420,10 @@ class Coordinator:
         if self.metrics is not None:
             workers = self.journal.workers()
             self.metrics.refresh(
-                self.journal, in_flight=len(self.executor.in_flight), workers=workers
+                self.journal,
+                in_flight=len(self.executor.in_flight),
+                workers=workers,
+                unjournaled=len(self.intake.gate) + len(self.intake.unjournaled),
             )
 
     def _conditions(self, now: float) -> None:
@@ -511,6 +530,10 @@ class Coordinator:
 
     def _dispatch(self) -> None:
         """Start waiting jobs first; probe new files while there is room for probes."""
+        while self._lost_ranges and self.executor.capacity > 0:
+            part = self._lost_ranges.popleft()
+            if part.job_id in self.stitcher:
+                self.executor.submit(part)
         while True:
             if self.ready and self.executor.capacity > 0:
                 job = self.journal.get(self.ready.popleft())
@@ -548,7 +571,8 @@ class Coordinator:
             coordinator=self.instance,
             outbox_marker=str(self.layout.outbox_marker),
             volume_id=self.mounts.outbox.volume_id,
-            settings_digest=self._digest,
+            settings=self._task_settings(admitted),
+            refused_by=tuple(self._refusals.get(admitted.job_id, ())),
         )
         parts = [task]
         if self.split and admitted.pages:
@@ -559,6 +583,56 @@ class Coordinator:
         for part in parts:
             self.executor.submit(part)
 
+    def _task_settings(self, job: Job) -> TaskSettings:
+        """Return what decides ``job``'s result, resolved once (the coordinator's decision).
+
+        The mode, languages, engines and their sections, outputs and the hot-folder profile
+        travel with every task of the job (its retries and page ranges alike); settings do
+        not change while the coordinator runs (SIGHUP reloads nothing).
+        """
+        resolved = self._resolved.get(job.job_id)
+        if resolved is None:
+            values, profile = task_values(self.settings, job.relpath)
+            resolved = TaskSettings(values_digest(values), values, profile)
+            self._resolved[job.job_id] = resolved
+        return resolved
+
+    def _refused(self, task: RecognizeTask, refused: Refused) -> None:
+        """A worker cannot read ``task`` as resolved: send it elsewhere, or fail the file."""
+        name = refused.worker or "local"
+        self.journal.worker_refused(name, f"{refused.reason}: {refused.message}")
+        by = self._refusals.setdefault(task.job_id, [])
+        if (refused.node or refused.worker) not in by:
+            by.append(refused.node or refused.worker)
+        count = self._refusal_count.get(task.job_id, 0) + 1
+        self._refusal_count[task.job_id] = count
+        log.warning(
+            "task.refused",
+            job_id=task.job_id,
+            relpath=display(task.relpath),
+            worker=name,
+            reason=refused.reason,
+            refusals=count,
+            detail=refused.message,
+        )
+        self.executor.cancel(task.job_id)
+        self.stitcher.drop(task.job_id)
+        if count < MAX_REFUSALS:
+            if task.job_id not in self.ready:
+                self.ready.appendleft(task.job_id)  # to a worker that has not refused it
+            return
+        job = self.journal.get(task.job_id)
+        if job is not None and job.state in (State.CLAIMED, State.RETRY):
+            message = f"refused {count} times ({refused.reason}); the last: {refused.message}"
+            failure = Failure(Category.PERMANENT, "no_capable_worker", message)
+            self.disposition.failed(job, failure, seconds=0.0)
+        self._forget(task.job_id)
+
+    def _forget(self, job_id: str) -> None:
+        self._resolved.pop(job_id, None)
+        self._refusals.pop(job_id, None)
+        self._refusal_count.pop(job_id, None)
+
     def _reject(self, rejections: list[Rejection]) -> None:
         for r in rejections:
             self.disposition.quarantine(
@@ -567,8 +641,9 @@ class Coordinator:
 
     def _seen(self, result: Result) -> None:
         by = getattr(result.outcome, "processed_by", None)
-        if by:
-            self.journal.worker_seen(f"{by.get('host')}:{by.get('pid')}", time.time())
+        if by:  # a worker's stable name (NAME@host); host:pid for the local executor
+            name = by.get("worker") or f"{by.get('host')}:{by.get('pid')}"
+            self.journal.worker_seen(str(name), time.time())
 
     # --- answers from the executor ---------------------------------------------------------
     def _handle(self, result: Result, *, stopping: bool = False) -> None:
@@ -576,13 +651,22 @@ class Coordinator:
         task = result.task
         if failure is not None and failure.category is Category.REQUEUED:
             # Handed back unrun (a crashed neighbour, a lease, a lost broker): not the file's
-            # fault; a split document is sent again whole.
+            # fault; a lost range of a split document is sent again alone.
             if isinstance(task, ProbeTask):
                 self.intake.unprobe(task.relpath)
-            elif task.job_id not in self.ready and not stopping:
+            elif stopping:
+                pass
+            elif task.pages is not None and task.job_id in self.stitcher:
+                self._lost_ranges.append(task)
+            elif task.job_id not in self.ready:
                 self.executor.cancel(task.job_id)
                 self.stitcher.drop(task.job_id)
                 self.ready.appendleft(task.job_id)
+            return
+        if isinstance(result.outcome, Refused):
+            assert isinstance(task, RecognizeTask)
+            if not stopping:
+                self._refused(task, result.outcome)
             return
         if isinstance(task, ProbeTask):
             if stopping:
@@ -608,6 +692,8 @@ class Coordinator:
         failure, task = result.failure, result.task
         self._seen(result)
         job = self.journal.get(task.job_id)
+        if failure is None:
+            self._forget(task.job_id)
         if job is None or job.state not in (State.CLAIMED, State.RETRY):
             log.warning("result.dropped", job_id=task.job_id, detail="job not waiting for it")
         elif failure is not None:
@@ -615,3 +701,6 @@ class Coordinator:
         else:
             assert isinstance(result.outcome, Written)
             self.disposition.written(job, result.outcome, seconds=result.seconds)
+        after = self.journal.get(task.job_id) if failure is not None else None
+        if after is not None and after.state not in _WAITING:
+            self._forget(task.job_id)  # quarantined: nothing more is sent

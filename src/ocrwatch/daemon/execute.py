@@ -2,7 +2,9 @@
 
 Runs wherever recognition runs (a local worker process or a Celery worker): it takes a task
 message and returns its :class:`~ocrwatch.daemon.messages.Result`, never raising; exceptions
-become categories in :mod:`ocrwatch.daemon.failures`.
+become categories in :mod:`ocrwatch.daemon.failures`. A recognition reads with the settings
+the task carries; where this host cannot (an engine or a language it lacks) it answers
+:class:`~ocrwatch.daemon.messages.Refused` and reads nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import socket
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,13 +26,15 @@ from ocrwatch.daemon.messages import (
     ProbeReport,
     ProbeTask,
     RecognizeTask,
+    Refused,
     Result,
     Task,
     Written,
 )
-from ocrwatch.exceptions import TransientOutputError
+from ocrwatch.exceptions import ConfigError, DependencyError, TransientOutputError
 from ocrwatch.recognition.pipeline import DocumentResult
-from ocrwatch.settings.resolve import effective_settings
+from ocrwatch.settings.choices import Mode
+from ocrwatch.settings.resolve import effective_settings, with_task_values
 from ocrwatch.support.retry import Category
 
 if TYPE_CHECKING:
@@ -37,16 +42,35 @@ if TYPE_CHECKING:
     from ocrwatch.outputs.writer import OutputPaths
     from ocrwatch.settings.model import Settings
 
-__all__ = ["execute", "processed_by", "written"]
+__all__ = ["execute", "processed_by", "refusal", "task_settings", "written"]
 
-def execute(task: Task, *, settings: Settings, engines: EngineCache) -> Result:
-    """Run ``task`` and return its result (failures included: this never raises)."""
+
+def execute(
+    task: Task,
+    *,
+    settings: Settings,
+    engines: EngineCache,
+    worker: str = "",
+    node: str = "",
+    source_path: str | None = None,
+) -> Result:
+    """Run ``task`` and return its result (failures included: this never raises).
+
+    ``worker`` and ``node`` name this worker in a refusal; ``source_path`` is the file's path
+    as the coordinator sees it (the manifest's ``source.path`` when this host maps paths).
+    """
     started = time.perf_counter()
     try:
         if isinstance(task, ProbeTask):
-            outcome: ProbeReport | Written | PagesRead | Failure = _probe(task, settings)
+            outcome: ProbeReport | Written | PagesRead | Failure | Refused = _probe(task, settings)
         else:
-            outcome = _recognize(task, settings, engines)
+            effective, profile = task_settings(task, settings)
+            refused = refusal(effective, engines, worker=worker, node=node)
+            if refused is not None:
+                outcome = refused
+            else:
+                by = processed_by(worker)
+                outcome = _recognize(task, effective, profile, engines, source_path, by)
     except Exception as exc:
         category, reason = classify(exc, probing=isinstance(task, ProbeTask))
         message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -65,23 +89,69 @@ def _probe(task: ProbeTask, settings: Settings) -> ProbeReport:
     )
 
 
+def task_settings(task: RecognizeTask, settings: Settings) -> tuple[Settings, str | None]:
+    """Return the settings ``task`` is read with and its profile: the ones it carries.
+
+    A task without settings (from an older coordinator) is read with this host's own,
+    its hot-folder profile applied here.
+    """
+    if task.settings is None:
+        return effective_settings(settings, task.relpath)
+    return with_task_values(settings, task.settings.values), task.settings.profile
+
+
+def needed_engines(settings: Settings) -> list[str]:
+    """Return the engines a file read with ``settings`` may need."""
+    if settings.engine:
+        return [settings.engine]
+    if settings.mode is Mode.PRINTED:
+        return [settings.printed_engine]
+    if settings.mode is Mode.HANDWRITTEN:
+        return [settings.handwritten_engine]
+    return [*dict.fromkeys([settings.printed_engine, settings.handwritten_engine])]
+
+
+def refusal(
+    settings: Settings, engines: EngineCache, *, worker: str, node: str = ""
+) -> Refused | None:
+    """Return why this host cannot read with ``settings`` (None: it can).
+
+    An engine that is not installed or cannot start here, or a language it lacks, is a
+    refusal: the coordinator sends the task to another worker instead.
+    """
+    languages = list(settings.languages)
+    for name in needed_engines(settings):
+        try:
+            problems = engines.get(name).check(languages)
+        except (ConfigError, DependencyError) as exc:
+            return Refused(worker, "engine_unavailable", f"{name}: {exc}", node)
+        if problems:
+            return Refused(worker, "language_unavailable", "; ".join(problems), node)
+    return None
+
+
 def _recognize(
-    task: RecognizeTask, settings: Settings, engines: EngineCache
+    task: RecognizeTask,
+    effective: Settings,
+    profile: str | None,
+    engines: EngineCache,
+    source_path: str | None,
+    by: dict[str, str | int],
 ) -> Written | PagesRead:
     from ocrwatch.outputs import writer as outputs
     from ocrwatch.recognition import pipeline
 
     _check_outbox(task)
     path = Path(task.path)
-    # Hot folders: the first [[profiles]] entry matching the relpath decides.
-    effective, profile = effective_settings(settings, task.relpath)
     kept = stash.stash_path(task)
     result = stash.stashed(kept, task)
     if result is None:
         result = pipeline.recognize_file(
             path, settings=effective, engines=engines, pages=task.pages
         )
-    by = processed_by()
+    if source_path is not None and source_path != str(result.source.path):
+        # Mapped paths: the manifest names the file as the coordinator sees it.
+        result = replace(result, source=replace(result.source, path=Path(source_path)))
     if task.pages is not None:  # one range of a long document: the coordinator stitches
         return PagesRead(
             sha256=result.source.sha256,
@@ -126,9 +196,12 @@ def written(result: DocumentResult, paths: OutputPaths, by: dict[str, str | int]
     )
 
 
-def processed_by() -> dict[str, str | int]:
-    """Return who recognizes here (the manifest's ``processed_by``)."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+def processed_by(worker: str = "") -> dict[str, str | int]:
+    """Return who recognizes here (the manifest's ``processed_by``; ``worker``: NAME@host)."""
+    by: dict[str, str | int] = {"host": socket.gethostname(), "pid": os.getpid()}
+    if worker:
+        by["worker"] = worker
+    return by
 
 
 def _check_outbox(task: RecognizeTask) -> None:

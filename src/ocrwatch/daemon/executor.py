@@ -36,7 +36,7 @@ class Executor(Protocol):
 
     @property
     def workers(self) -> Mapping[str, float]:
-        """Return the remote workers seen, "host:pid" -> last heartbeat (wall time); {} if local."""
+        """Return the remote workers seen, "NAME@host" -> last heartbeat (wall time); {} local."""
 
     def submit(self, task: Task) -> None:
         """Hand ``task`` over (RuntimeError when there is no capacity)."""

@@ -101,6 +101,9 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_relpath ON jobs (relpath);
 CREATE INDEX IF NOT EXISTS jobs_sha256 ON jobs (sha256);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, last_seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS worker_refusals (
+    name TEXT PRIMARY KEY, at REAL NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL
+);
 """
 
 _FIELDS = (
@@ -429,6 +432,23 @@ class Journal:
                 "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
                 (name, at),
             )
+
+    def worker_refused(self, name: str, reason: str, at: float | None = None) -> None:
+        """Record that worker ``name`` refused a task (it lacks an engine or a language)."""
+        at = time.time() if at is None else at
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO worker_refusals (name, at, reason, count) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT(name) DO UPDATE SET at = excluded.at, reason = excluded.reason, "
+                "count = count + 1",
+                (name, at, reason),
+            )
+
+    def worker_refusals(self) -> dict[str, tuple[float, str, int]]:
+        """Return each refusing worker's last refusal: (time, reason, how many in all)."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM worker_refusals ORDER BY name").fetchall()
+        return {str(r["name"]): (float(r["at"]), str(r["reason"]), int(r["count"])) for r in rows}
 
     def workers(self) -> dict[str, float]:
         """Return every worker seen with its last answer or heartbeat (epoch seconds)."""

@@ -2,7 +2,8 @@
 
 Tasks go out (:class:`ProbeTask`, :class:`RecognizeTask`); one :class:`Result` comes back
 for each, carrying a :class:`ProbeReport`, a :class:`Written`, the :class:`PagesRead` of a
-page range, or a :class:`Failure`. Every message names its ``kind``; paths are strings (a
+page range, a :class:`Failure`, or a :class:`Refused` (a worker that cannot honour the
+task's :class:`TaskSettings`). Every message names its ``kind``; paths are strings (a
 remote worker maps them to its own mounts) and names that are not UTF-8 survive the trip
 as surrogate escapes. :func:`dumps` / :func:`loads` give the versioned JSON form (pydantic
 validates what comes back).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -27,14 +28,36 @@ __all__ = [
     "ProbeReport",
     "ProbeTask",
     "RecognizeTask",
+    "Refused",
     "Result",
     "Task",
+    "TaskSettings",
     "Written",
     "dumps",
     "loads",
 ]
 
-SCHEMA_VERSION = 1
+#: 2: recognition tasks carry their settings; workers may answer Refused.
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """What decides a recognition's result, resolved once by the coordinator for the file.
+
+    ``values`` are the recognition settings (``ocrwatch.settings.resolve.TASK_KEYS``: mode,
+    languages, engines and their sections, outputs, ...) with the file's hot-folder profile
+    applied; ``profile`` names that profile. No secrets travel: each host keeps its own.
+    """
+
+    digest: str
+    values: dict[str, Any]
+    profile: str | None = None
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Return the languages the file is read in."""
+        return tuple(self.values.get("languages") or ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +89,10 @@ class RecognizeTask:
     outbox_marker: str = ""
     volume_id: str = ""
     pages: tuple[int, int] | None = None
-    #: A digest of the coordinator's recognition settings: a worker with others says so.
-    settings_digest: str = ""
+    #: The settings to read with (a worker that cannot honour them answers Refused).
+    settings: TaskSettings | None = None
+    #: Workers that refused this file before (Celery node names): it is sent elsewhere.
+    refused_by: tuple[str, ...] = ()
     kind: Literal["recognize"] = "recognize"
 
 
@@ -133,7 +158,21 @@ class Failure:
     kind: Literal["failure"] = "failure"
 
 
-Outcome = Annotated[ProbeReport | Written | PagesRead | Failure, Field(discriminator="kind")]
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A worker that cannot read the task with its settings (a language or engine it lacks)."""
+
+    #: The worker's stable name (NAME@host) and its Celery node (where tasks can be routed).
+    worker: str
+    reason: str
+    message: str
+    node: str = ""
+    kind: Literal["refused"] = "refused"
+
+
+Outcome = Annotated[
+    ProbeReport | Written | PagesRead | Failure | Refused, Field(discriminator="kind")
+]
 
 
 @dataclass(frozen=True, slots=True)

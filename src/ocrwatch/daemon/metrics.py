@@ -1,9 +1,12 @@
 """Prometheus metrics of the coordinator, served on ``/metrics`` when ``metrics_port`` is set.
 
 Counters and the duration histogram follow the canonical document lines; the backlog
-gauges are read from the journal every few seconds; workers are the ones whose answers or
-heartbeats were seen. Base units, ``_total`` counters, labels with few values. The same
-HTTP server serves the status page at ``/`` (``daemon/status_page.py``) and nothing else.
+gauges are read from the journal every few seconds (plus ``unjournaled``: files seen in the
+inbox and not journaled yet); workers are the ones whose answers or heartbeats were seen.
+Prometheus conventions: base units, ``_total`` counters, labels with few and stable values
+(a worker is ``NAME@host``, never a pid), a zero series for every outcome and backlog state
+from the start, no ``_created`` series. The same HTTP server serves the status page at ``/``
+(``daemon/status_page.py``) and nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    make_wsgi_app,
+)
 
 if TYPE_CHECKING:
     from ocrwatch.daemon.journal import Journal
@@ -27,6 +37,12 @@ __all__ = ["Metrics"]
 log = structlog.get_logger()
 
 _BUCKETS = (0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, float("inf"))
+#: Every outcome of a canonical document line that counts a document.
+OUTCOMES = ("ok", "duplicate", "quarantined")
+#: The backlog's label for files in the inbox that the journal does not hold yet.
+UNJOURNALED = "unjournaled"
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series: noise here
 
 
 class Metrics:
@@ -71,6 +87,13 @@ class Metrics:
         self.in_flight = Gauge(
             "ocrwatch_tasks_in_flight", "Tasks sent to the executor, not answered.", registry=r
         )
+        from ocrwatch.daemon.journal import TERMINAL_STATES, State
+
+        for outcome in OUTCOMES:  # zero series: rate() and alerts work from the first scrape
+            self.documents.labels(outcome=outcome)
+        self._states = [s.value for s in State if s not in TERMINAL_STATES] + [UNJOURNALED]
+        for state in self._states:
+            self.backlog.labels(state=state).set(0)
 
     def serve(self, port: int, address: str, *, page: Callable[[], str] | None = None) -> None:
         """Serve ``/metrics`` (and ``page()`` at ``/``) on ``address:port`` from a thread.
@@ -104,13 +127,18 @@ class Metrics:
             if seconds:
                 self.duration.observe(seconds)
 
-    def refresh(self, journal: Journal, *, in_flight: int, workers: dict[str, float]) -> None:
-        """Update the gauges from the journal and the executor."""
-        from ocrwatch.daemon.journal import TERMINAL_STATES, State
-
-        for state, n in journal.counts().items():
-            if State(state) not in TERMINAL_STATES:
-                self.backlog.labels(state=state).set(n)
+    def refresh(
+        self,
+        journal: Journal,
+        *,
+        in_flight: int,
+        workers: dict[str, float],
+        unjournaled: int = 0,
+    ) -> None:
+        """Update the gauges from the journal, the intake and the executor."""
+        counts = {**journal.counts(), UNJOURNALED: unjournaled}
+        for state in self._states:
+            self.backlog.labels(state=state).set(counts.get(state, 0))
         oldest = journal.oldest_unfinished()
         self.oldest.set(0.0 if oldest is None else max(0.0, time.time() - oldest))
         self.in_flight.set(in_flight)

@@ -53,6 +53,28 @@ def _workers(journal: Journal) -> dict[str, float]:
         return {}
 
 
+def _worker_rows(journal: Journal, now: float) -> list[dict[str, Any]]:
+    """Return every worker seen, with its last refusal when it refused tasks."""
+    seen = _workers(journal)
+    try:
+        refusals = journal.worker_refusals()
+    except sqlite3.OperationalError:
+        refusals = {}
+    rows: list[dict[str, Any]] = []
+    for name in sorted(set(seen) | set(refusals)):
+        at = seen.get(name, refusals[name][0] if name in refusals else now)
+        row: dict[str, Any] = {
+            "worker": name,
+            "last_seen": iso_time(at),
+            "age_s": round(now - at, 1),
+        }
+        if name in refusals:
+            when, reason, count = refusals[name]
+            row.update(refuses=reason, refusals=count, last_refusal=iso_time(when))
+        rows.append(row)
+    return rows
+
+
 def collect(
     journal: Journal, *, inbox: Path | None = None, now: float | None = None
 ) -> dict[str, Any]:
@@ -89,10 +111,7 @@ def collect(
             "age_s": round(now - oldest, 1),
         },
         "last_success": iso_time(journal.last_success()),
-        "workers": [
-            {"worker": name, "last_seen": iso_time(at), "age_s": round(now - at, 1)}
-            for name, at in _workers(journal).items()
-        ],
+        "workers": _worker_rows(journal, now),
         "recent_failures": failures,
     }
 
@@ -149,10 +168,11 @@ def _print(data: dict[str, Any]) -> None:
     console.print(f"last success: {data['last_success'] or 'never'}")
     if data["workers"]:
         workers = Table(title="workers seen", show_header=True)
-        for col in ("worker", "last seen", "seconds ago"):
+        for col in ("worker", "last seen", "seconds ago", "refuses"):
             workers.add_column(col)
         for w in data["workers"]:
-            workers.add_row(w["worker"], w["last_seen"], str(w["age_s"]))
+            refuses = f"{w['refusals']}x: {w['refuses']}" if w.get("refuses") else ""
+            workers.add_row(w["worker"], w["last_seen"], str(w["age_s"]), refuses)
         console.print(workers)
     console.print(f"quarantine: {data['folders']['quarantine']}")
     if data["recent_failures"]:

@@ -22,7 +22,7 @@ from ocrwatch.exceptions import OutputError
 from ocrwatch.recognition.documents import SourceInfo
 from ocrwatch.recognition.pipeline import DocumentResult
 from ocrwatch.settings.choices import Mode
-from ocrwatch.settings.resolve import effective_settings
+from ocrwatch.settings.resolve import effective_settings, with_task_values
 
 if TYPE_CHECKING:
     from ocrwatch.settings.model import Settings
@@ -130,7 +130,11 @@ class Stitcher:
         for part in ranges:
             for key, value in part.timings.items():
                 timings[key] = round(timings.get(key, 0.0) + value, 4)
-        effective, profile = effective_settings(self.settings, task.relpath)
+        if task.settings is not None:  # what the ranges were read with
+            effective = with_task_values(self.settings, task.settings.values)
+            profile = task.settings.profile
+        else:
+            effective, profile = effective_settings(self.settings, task.relpath)
         result = DocumentResult(
             source=SourceInfo(
                 Path(task.path), first.size, first.sha256, first.format, len(records)

@@ -1,5 +1,8 @@
 """The settings one file is read with: the global ones, or its hot-folder profile's over them.
 
+The coordinator resolves them once per file (:func:`task_values`) and sends them with the
+task; a worker reads with them (:func:`with_task_values`), not with its own.
+
 Globs are fnmatch-style: ``*`` also crosses folders, so ``es/*`` and ``es/**`` both take
 everything under ``es/``, and a leading ``**/`` also matches at the top.
 """
@@ -17,12 +20,16 @@ from ocrwatch.settings.model import Settings
 from ocrwatch.settings.profiles import OVERRIDES, Profile
 
 __all__ = [
+    "TASK_KEYS",
     "after_success_for",
     "apply_profile",
     "effective_settings",
     "matching_profile",
     "notify_urls_for",
     "settings_digest",
+    "task_values",
+    "values_digest",
+    "with_task_values",
 ]
 
 
@@ -98,4 +105,40 @@ def settings_digest(settings: Settings) -> str:
     """Return a short digest of the settings that decide what a recognition produces."""
     data = settings.model_dump(mode="json", include=set(_RECOGNITION_KEYS))
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+#: What a task carries: every setting that decides what a recognition reads or writes, with
+#: the profile already applied (so no profiles), and no secrets (each host keeps its own).
+TASK_KEYS = frozenset(
+    {
+        "mode", "engine", "printed_engine", "handwritten_engine", "languages",
+        "auto_printed_confidence", "spellcheck", "pdf_dpi", "max_pixels", "max_file_bytes",
+        "max_pages", "preprocess", "tesseract", "paddle", "engines", "outputs",
+    }
+)  # fmt: skip
+
+
+def task_values(settings: Settings, relpath: str | PurePath) -> tuple[dict[str, Any], str | None]:
+    """Return the JSON-able settings ``relpath`` is read with and its profile's label."""
+    effective, profile = effective_settings(settings, relpath)
+    values = effective.model_dump(mode="json", include=set(TASK_KEYS))
+    return values, profile
+
+
+def with_task_values(settings: Settings, values: dict[str, Any]) -> Settings:
+    """Return ``settings`` with the ``values`` a task carries (validated; profiles dropped).
+
+    Raises ValueError when ``values`` are not valid settings (another ocrwatch version).
+    """
+    unknown = set(values) - TASK_KEYS
+    if unknown:
+        raise ValueError(f"unknown task settings: {', '.join(sorted(unknown))}")
+    data = {**settings.model_dump(), **values, "profiles": []}
+    return type(settings).model_validate(data)
+
+
+def values_digest(values: dict[str, Any]) -> str:
+    """Return a short digest of task settings (the same values give the same digest)."""
+    raw = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(raw).hexdigest()[:16]

@@ -269,6 +269,13 @@ class CelerySettings(BaseModel):
         description="Coordinator path prefix -> this host's path prefix (mount points that "
         'differ), e.g. {"/srv/scans" = "/mnt/scans"}; set on the workers.',
     )
+    worker_name: str = Field(
+        "ocrwatch",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="This worker's name (ocrwatch worker): its metrics label is NAME@host and "
+        "its Celery node name NAME.PID@host, unique even with several workers on one host.",
+    )
 
 
 class RetrySettings(BaseModel):
