@@ -31,7 +31,14 @@ from ocrwatch.daemon.disposition import Disposition, DocumentLine
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake, Rejection
-from ocrwatch.daemon.journal import JOURNAL_NAME, Job, Journal, State, open_journal
+from ocrwatch.daemon.journal import (
+    JOURNAL_NAME,
+    Job,
+    Journal,
+    State,
+    open_journal,
+    start_error,
+)
 from ocrwatch.daemon.local_executor import LocalExecutor, default_workers
 from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
 from ocrwatch.daemon.metrics import Metrics
@@ -251,10 +258,8 @@ class Coordinator:
         try:
             self._recover()
         except sqlite3.Error as exc:
-            raise ConfigError(
-                f"cannot write the journal in {display(self.layout.state_dir)} ({exc}); free "
-                "space on that disk (or move the state_dir), then start again"
-            ) from exc
+            what = f"cannot write the journal in {display(self.layout.state_dir)}"
+            raise start_error(what, exc, self.layout.state_dir) from exc
 
     def _recover(self) -> None:
         """Redo the first unfinished step of every job left by an earlier run (or a peer)."""

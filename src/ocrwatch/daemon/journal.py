@@ -40,8 +40,10 @@ __all__ = [
     "Job",
     "Journal",
     "State",
+    "disk_full",
     "iso_time",
     "open_journal",
+    "start_error",
 ]
 
 log = structlog.get_logger()
@@ -449,26 +451,46 @@ class Journal:
 def open_journal(path: Path) -> tuple[Journal, str]:
     """Open the daemon's journal at start; return it with the daemon's instance id.
 
-    Raises StateFullError (exit 75: systemd starts the daemon again) when the disk is full,
-    ConfigError (exit 3) for anything else: a folder that cannot be written, a damaged file.
+    Raises StateFullError (exit 75: systemd starts the daemon again; the journal is kept)
+    when its disk is full, ConfigError (exit 3) for anything else: a folder that cannot be
+    written, a damaged file.
     """
     try:
         journal = Journal(path)
     except (sqlite3.Error, OSError) as exc:
         damaged = "if it is damaged, move it away: files already claimed are found again"
-        raise _start_error(f"cannot open the journal {path}", exc, damaged) from exc
+        raise start_error(f"cannot open the journal {path}", exc, path.parent, damaged) from exc
     try:
         return journal, journal.instance_id()
     except sqlite3.Error as exc:
         journal.close()
-        raise _start_error(f"cannot write the journal in {path.parent}", exc) from exc
+        raise start_error(f"cannot write the journal in {path.parent}", exc, path.parent) from exc
 
 
-def _start_error(what: str, exc: Exception, hint: str = "") -> OcrwatchError:
+#: Below this much free space the state disk counts as full: SQLite then fails in ways that
+#: do not say so (opening a journal whose shared-memory file cannot be made is an "I/O error").
+_FULL_BELOW = 1 << 20
+
+
+def disk_full(folder: Path) -> bool:
+    """Return True when the filesystem holding ``folder`` has (almost) no space left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW
+
+
+def start_error(what: str, exc: Exception, state_dir: Path, hint: str = "") -> OcrwatchError:
+    """Return the start-up error for journal failure ``exc``: StateFullError on a full disk.
+
+    A full disk is not the journal's fault: the message says to free space and keeps the
+    journal (moving it away would forget what was claimed); other failures get ``hint``.
+    """
     full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
-    if full or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+    if full or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or disk_full(state_dir):
         return StateFullError(
-            f"{what} ({exc}): the disk is full; free space "
-            "(systemd starts the daemon again by itself)"
+            f"{what} ({exc}): the disk is full; free space on {state_dir}'s disk, the journal "
+            "is kept (systemd starts the daemon again by itself)"
         )
     return ConfigError(f"{what} ({exc}){'; ' + hint if hint else ''}")
