@@ -36,6 +36,7 @@ from ocrwatch.daemon.journal import (
     Job,
     Journal,
     State,
+    is_full,
     open_journal,
     start_error,
 )
@@ -63,6 +64,7 @@ log = structlog.get_logger()
 _TICK = 0.2
 _STATUS_EVERY = 2.0
 _HEARTBEAT_EVERY = 10.0
+_REPLAN_EVERY = 2.0
 #: Journal states in which a job waits for the coordinator (an attempt or a move).
 _WAITING = frozenset({State.CLAIMED, State.RETRY, State.WRITTEN, State.REJECTED})
 
@@ -166,6 +168,8 @@ class Coordinator:
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._rescan = threading.Event()
+        #: When to look again at what a full journal kept from being recorded (or None).
+        self._replan_at: float | None = None
         self._stop = threading.Event()
         self._signals: deque[int] = deque()
         self.watcher = Watcher(
@@ -325,6 +329,14 @@ class Coordinator:
 
     def _tick(self, timers: _Timers) -> None:
         now = time.monotonic()
+        if self._replan_at is not None and now >= self._replan_at and self.mounts.inbox_ok:
+            # A step the full journal refused (a result, a claim) is found again from the
+            # journal and the work area, as after a restart, once a write works again.
+            self._replan_at = now + _REPLAN_EVERY
+            if self.journal.writable():
+                with self._guard("journal"):
+                    self._recover()
+                    self._replan_at = None
         interval = self.notifier.watchdog_interval
         if interval is not None and now >= timers.watchdog:
             self.notifier.watchdog()
@@ -365,6 +377,20 @@ class Coordinator:
         """Log and survive a bug in one stage: one file must never stop the daemon."""
         try:
             yield
+        except sqlite3.OperationalError as exc:
+            if not is_full(exc):
+                log.exception("daemon.internal_error", stage=stage)
+            elif self._replan_at is None:  # not a bug: the state disk is full
+                log.warning(
+                    "journal.write_failed",
+                    stage=stage,
+                    error=str(exc),
+                    detail="the state disk is full; what could not be recorded is looked "
+                    "at again once it can be",
+                )
+            if is_full(exc):
+                self._replan_at = time.monotonic() + _REPLAN_EVERY
+            time.sleep(_TICK)
         except Exception:
             log.exception("daemon.internal_error", stage=stage)
             time.sleep(_TICK)  # a persistent bug must not turn into a busy loop

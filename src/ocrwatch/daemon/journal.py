@@ -13,6 +13,7 @@ reads to answer "why wasn't my scan processed?".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -21,7 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -33,6 +34,7 @@ import structlog
 from ocrwatch.exceptions import ConfigError, OcrwatchError, StateFullError
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "JOURNAL_NAME",
     "TERMINAL_STATES",
     "UNSET",
@@ -41,6 +43,7 @@ __all__ = [
     "Journal",
     "State",
     "disk_full",
+    "is_full",
     "iso_time",
     "open_journal",
     "start_error",
@@ -49,6 +52,18 @@ __all__ = [
 log = structlog.get_logger()
 
 JOURNAL_NAME = "journal.sqlite3"
+
+#: Seconds between two checkpoints of the WAL (see :meth:`Journal._write`).
+CHECKPOINT_EVERY = 30.0
+#: WAL pages after which SQLite checkpoints by itself (its default, 1000, is 4 MB).
+_WAL_PAGES = 64
+
+
+def is_full(exc: BaseException) -> bool:
+    """Return True when ``exc`` says the journal's disk (or quota) is full."""
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+        return True
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
 
 
 class State(StrEnum):
@@ -237,6 +252,7 @@ class Journal:
         """Open (and create unless ``readonly``) the journal at ``path``; raises sqlite3.Error."""
         self.path = path
         self._lock = threading.Lock()
+        self._next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
         if readonly:
             uri = f"file:{path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
@@ -249,6 +265,9 @@ class Journal:
             # saves an fsync per transition; see the module docstring for why that is safe.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A small WAL, shrunk after each checkpoint: see _write for why.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
             with self._db:
                 self._db.executescript(_SCHEMA)
                 self._migrate()
@@ -264,6 +283,50 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """Hold the lock for one committed write; keep the WAL from holding the disk's space.
+
+        By default SQLite checkpoints its WAL only past 1000 pages (4 MB) and never shrinks
+        it. On a state disk that fills, the WAL then takes the space freed for it, and a
+        checkpoint needs room in the database file that the WAL holds: the disk stays full
+        for good (the second fill). So the WAL is checkpointed past 64 pages and shrunk
+        after, every ``CHECKPOINT_EVERY`` seconds it is truncated, and at once when a write
+        finds the disk full.
+        """
+        with self._lock:
+            try:
+                with self._db:
+                    yield
+            except sqlite3.OperationalError as exc:
+                if is_full(exc):
+                    self._checkpoint()  # give the WAL's space back; the caller pauses
+                raise
+            if time.monotonic() >= self._next_checkpoint:
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:  # a reader in the way, or no room: next time
+            log.debug("journal.checkpoint_failed", error=str(exc))
+
+    def writable(self) -> bool:
+        """Return True when a write commits (False on a full disk); writes a meta value."""
+        try:
+            self.set_meta("last_write_check", repr(time.time()))
+        except sqlite3.OperationalError as exc:
+            if not is_full(exc):
+                raise
+            return False
+        return True
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (returns its space to the disk)."""
+        with self._lock:
+            self._checkpoint()
+
     # --- meta ----------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
         """Return the meta value ``key`` or ``default``."""
@@ -273,7 +336,7 @@ class Journal:
 
     def set_meta(self, key: str, value: str) -> None:
         """Set the meta value ``key``."""
-        with self._lock, self._db:
+        with self._write():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def instance_id(self) -> str:
@@ -306,7 +369,7 @@ class Journal:
         row.update(_encode(changes or Changes()))
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with self._lock, self._db:
+        with self._write():
             self._db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
         job = self.get(jid)
         assert job is not None
@@ -327,7 +390,7 @@ class Journal:
             if state in TERMINAL_STATES:
                 row["finished_at"] = now
         sets = ", ".join(f"{k} = ?" for k in row)
-        with self._lock, self._db:
+        with self._write():
             cur = self._db.execute(
                 f"UPDATE jobs SET {sets} WHERE job_id = ?", (*row.values(), job_id)
             )
@@ -339,7 +402,7 @@ class Journal:
 
     def remove(self, job_id: str) -> None:
         """Delete a job that never got past discovery (the file vanished or is not ours)."""
-        with self._lock, self._db:
+        with self._write():
             self._db.execute(
                 "DELETE FROM jobs WHERE job_id = ? AND state IN (?, ?)",
                 (job_id, State.DISCOVERED.value, State.STABLE.value),
@@ -424,13 +487,20 @@ class Journal:
         return None if row is None or row["t"] is None else float(row["t"])
 
     def worker_seen(self, name: str, at: float) -> None:
-        """Record that worker ``name`` (host:pid) answered or beat at ``at``."""
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO workers (name, last_seen) VALUES (?, ?) ON CONFLICT(name) "
-                "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
-                (name, at),
-            )
+        """Record that worker ``name`` (host:pid) answered or beat at ``at``.
+
+        Only for ``status``: on a full disk the record is skipped, never the result with it.
+        """
+        try:
+            with self._write():
+                self._db.execute(
+                    "INSERT INTO workers (name, last_seen) VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                    (name, at),
+                )
+        except sqlite3.OperationalError as exc:
+            if not is_full(exc):
+                raise
 
     def workers(self) -> dict[str, float]:
         """Return every worker seen with its last answer or heartbeat (epoch seconds)."""
@@ -487,8 +557,7 @@ def start_error(what: str, exc: Exception, state_dir: Path, hint: str = "") -> O
     A full disk is not the journal's fault: the message says to free space and keeps the
     journal (moving it away would forget what was claimed); other failures get ``hint``.
     """
-    full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
-    if full or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or disk_full(state_dir):
+    if is_full(exc) or disk_full(state_dir):
         return StateFullError(
             f"{what} ({exc}): the disk is full; free space on {state_dir}'s disk, the journal "
             "is kept (systemd starts the daemon again by itself)"
