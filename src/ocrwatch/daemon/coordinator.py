@@ -346,10 +346,16 @@ class Coordinator:
             timers.status = now + _STATUS_EVERY
             with self._guard("workers"):
                 self._workers()
-        if now >= timers.heartbeat and self.mounts.inbox_ok:
+        beat = now >= timers.heartbeat and self.mounts.inbox_ok
+        if beat:
             with self._guard("heartbeat"):
                 self.spool.heartbeat()
             timers.heartbeat = now + _HEARTBEAT_EVERY
+        if beat or (self.mounts.inbox_ok and time.time() >= self.spool.next_lease_end):
+            # Peers are looked at with each heartbeat and when a live one's lease runs out:
+            # a dead peer's claims are adopted after peer_lease, not at the next rescan.
+            with self._guard("peers"):
+                self._adopt()
 
     def _workers(self) -> None:
         """Journal the workers seen (for status) and refresh the metrics' gauges."""
