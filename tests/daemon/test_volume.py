@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+from daemon.conftest import Stages
 from ocrwatch.daemon.folders import Volume
 
 
@@ -123,3 +124,13 @@ class TestMarkerFolderDeleted:
             assert "cannot be written" in volume.last.why
         finally:
             subprocess.run(["umount", "-l", str(folder)], check=False)
+
+    def test_mounts_say_so_once_whoever_looked(self, stages: Stages) -> None:
+        """A marker remade by another stage's look (disposition asks too) is still reported
+        by the next refresh as the inbox come back (to look for the lost work area), once."""
+        (stages.layout.inbox / "waiting.png").write_bytes(b"x")
+        shutil.rmtree(stages.layout.work_root)
+        assert stages.mounts.inbox.available()
+        assert stages.mounts.refresh() == (True, False)
+        assert stages.mounts.refresh() == (False, False)
+        assert stages.layout.inbox_marker.is_file()

@@ -249,6 +249,8 @@ class Volume:
         self._hung: queue.SimpleQueue[Look] | None = None  # the answer still awaited
         #: The last look's answer (why the folder is away; whether its marker was remade).
         self.last = Look(ok=True)
+        #: Set when a look wrote the marker again, until :class:`Mounts` has said so.
+        self.remade = False
 
     def claim(self) -> str:
         """Read the marker, creating it if missing (at start the operator decided); return the id.
@@ -276,6 +278,7 @@ class Volume:
     def available(self) -> bool:
         """Return True when the folder is still the volume it was at start (see :attr:`last`)."""
         self.last = self.look()
+        self.remade = self.remade or self.last.recreated
         return self.last.ok
 
     def look(self) -> Look:
@@ -373,10 +376,11 @@ class Mounts:
             ("outbox", self.outbox, "outbox_ok"),
         ):
             ok = volume.available()
-            found = volume.last
+            found, remade = volume.last, volume.remade  # remade: maybe by another caller's look
+            volume.remade = False
             was = getattr(self, attr)
             setattr(self, attr, ok)
-            if found.recreated:
+            if remade:
                 log.warning(
                     "folder.marker_recreated",
                     folder=what,
@@ -394,7 +398,7 @@ class Mounts:
                     why=found.why,
                     detail="paused until it is back (an unmounted share, a renamed folder?)",
                 )
-            back.append(ok and (not was or found.recreated))
+            back.append(ok and (not was or remade))
         return back[0], back[1]
 
     @property
