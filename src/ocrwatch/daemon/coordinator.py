@@ -333,8 +333,8 @@ class Coordinator:
             # A step the full journal refused (a result, a claim) is found again from the
             # journal and the work area, as after a restart, once a write works again.
             self._replan_at = now + _REPLAN_EVERY
-            if self.journal.writable():
-                with self._guard("journal"):
+            with self._guard("journal"):
+                if self.journal.writable():
                     self._recover()
                     self._replan_at = None
         interval = self.notifier.watchdog_interval
@@ -386,15 +386,15 @@ class Coordinator:
         except sqlite3.OperationalError as exc:
             if not is_full(exc):
                 log.exception("daemon.internal_error", stage=stage)
-            elif self._replan_at is None:  # not a bug: the state disk is full
-                log.warning(
-                    "journal.write_failed",
-                    stage=stage,
-                    error=str(exc),
-                    detail="the state disk is full; what could not be recorded is looked "
-                    "at again once it can be",
-                )
-            if is_full(exc):
+            else:  # not a bug: the state disk is full; said once per outage
+                if self._replan_at is None:
+                    log.warning(
+                        "journal.write_failed",
+                        stage=stage,
+                        error=str(exc),
+                        detail="the state disk is full; what could not be recorded is "
+                        "looked at again once it can be",
+                    )
                 self._replan_at = time.monotonic() + _REPLAN_EVERY
             time.sleep(_TICK)
         except Exception:
