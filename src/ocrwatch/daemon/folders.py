@@ -230,11 +230,11 @@ class Volume:
     point or a new empty folder does not). A marker that is missing while the folder is the
     same one as at start (device and inode), holds something and can be written (someone
     deleted the marker folder) is written again with the same id: the look says
-    ``recreated``. Where the marker cannot be written at start (a
-    full disk), the folder's device and inode stand in for it. Looks run on one daemon
-    thread of the volume's own: a look that has not come back within ``timeout`` (a hard
-    NFS mount that hangs) makes the share away, and no new look starts until it returns,
-    so the caller's loop (and its watchdog) keeps turning.
+    ``recreated``. Where the marker cannot be written at start (a full disk), the folder's
+    device and inode stand in for it. Looks run on one daemon thread of the volume's own:
+    a look that has not come back within ``timeout`` (a hard NFS mount that hangs) makes
+    the share away, and no new look starts until it returns, so the caller's loop (and its
+    watchdog) keeps turning.
     """
 
     def __init__(self, folder: Path, marker: Path, *, timeout: float = LOOK_TIMEOUT) -> None:
