@@ -65,6 +65,13 @@ class TestValidation:
             ({"match": "c/**", "colour": "red"}, ["profile 'c/**'", "colour: unknown setting"]),
             ({"match": "d/**", "preprocess": {"printed": {"median_filter": 2}}}, ["median_filter"]),
             ({"languages": "eng"}, ["profile 1", "match"]),
+            ({"match": "/abs/**"}, ["profile '/abs/**'", "never match", "relative to the inbox"]),
+            ({"name": "up", "match": "../**"}, ["profile 'up'", "never match", "'..'"]),
+            ({"match": "["}, ["profile '['", "not a valid glob", "unclosed '['"]),
+            ({"match": "scans/[!]x"}, ["unclosed '['"]),
+            ({"match": "es/"}, ["never match", "'es/**'"]),
+            ({"match": "./es/**"}, ["never match", "'.'"]),
+            ({"match": "es//*"}, ["never match", "empty part"]),
         ],
     )
     def test_refused(self, profile: dict[str, object], words: list[str]) -> None:
@@ -74,6 +81,11 @@ class TestValidation:
         assert info.value.exit_code == 3
         for word in words:
             assert word in str(info.value)
+
+    @pytest.mark.parametrize("match", ["es/**", "**/*.jpg", "[[]draft]*", "[]]*", "[a-z]?/*"])
+    def test_patterns_that_can_match_pass(self, match: str) -> None:
+        """Globs a file can match (brackets closed, relative, file names) are accepted."""
+        assert load_settings(overrides={"profiles": [{"match": match}]}).profiles[0].match == match
 
     def test_outputs_from_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """OCRWATCH_OUTPUTS=pdf,alto works like --outputs."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -23,7 +24,7 @@ import structlog
 
 from ocrwatch._version import __version__
 from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
-from ocrwatch.settings.choices import Mode, OutputFormat, WatchMode
+from ocrwatch.settings.choices import ExecutorKind, Mode, OutputFormat, WatchMode
 from ocrwatch.settings.model import Settings, load_settings
 from ocrwatch.support.extras import check_extras
 
@@ -222,8 +223,7 @@ def main(argv: Sequence[str] | None = None, *, quick_exit: bool = False) -> int:
             _setup_logging(settings, stream=sys.stdout)
             from ocrwatch.daemon.coordinator import run
 
-            if settings.profiles:
-                _check_profiles(settings)
+            _check_daemon_start(settings)
             return run(settings)
         if args.command == "worker":
             _setup_logging(settings, stream=sys.stdout)
@@ -285,6 +285,60 @@ def _check_profiles(settings: Settings) -> list[str]:
         return check_profiles(settings, engines)
     finally:
         engines.close()
+
+
+def _check_daemon_start(settings: Settings) -> None:
+    """Refuse at start what would fail every file: languages or profiles no engine reads.
+
+    Raises ConfigError naming the language (and the profile), DependencyError when a
+    profile's engine cannot be built. With the local executor the engines are asked; with
+    Celery the workers hold them, so only the profiles are checked here. A global engine
+    that cannot be built is left to the workers, which defer files until it can be.
+    The engines are built in a forked child (nothing else runs yet): the daemon itself
+    never reads a page, and a loaded recognizer would stay in its memory (about 100 MB).
+    """
+    ctx = multiprocessing.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_start_check, args=(settings, writer), name="ocrwatch-check")
+    child.start()
+    writer.close()
+    try:
+        kind, message = reader.recv()
+    except EOFError:  # the child died (a native crash): the workers will say what is wrong
+        kind, message = "", ""
+    finally:
+        reader.close()
+        child.join()
+    if kind == "config":
+        raise ConfigError(message)
+    if kind == "dependency":
+        raise DependencyError(message)
+
+
+def _start_check(settings: Settings, writer: Any) -> None:
+    """In the child of :func:`_check_daemon_start`: send (kind, message) of the first problem."""
+    from ocrwatch.engines import EngineCache
+    from ocrwatch.recognition.pipeline import check_engines
+
+    answer = ("", "")
+    try:
+        if settings.executor is ExecutorKind.LOCAL:
+            engines = EngineCache(settings)
+            try:
+                check_engines(settings, engines)
+            except DependencyError as exc:
+                log.warning("engine.unavailable", error=str(exc), detail="files wait until it is")
+            finally:
+                engines.close()
+        if settings.profiles:
+            _check_profiles(settings)
+    except ConfigError as exc:
+        answer = ("config", exc.message)
+    except DependencyError as exc:
+        answer = ("dependency", exc.message)
+    finally:
+        writer.send(answer)
+        writer.close()
 
 
 def _prepare_engines(settings: Settings) -> Any:

@@ -123,18 +123,19 @@ class TestAdmit:
         assert stages.journal.get(job.job_id).reason == "missing"  # type: ignore[union-attr]
 
     def test_vanished_with_inbox_away_waits(self, stages: Stages) -> None:
-        """The same while the inbox's volume marker is gone (share away): not closed."""
+        """The same while the inbox is away (another share's marker there): not closed."""
         job = claimed(stages)
         Path(job.work_path or "").unlink()
-        stages.layout.inbox_marker.unlink()
+        stages.layout.inbox_marker.write_text("another-share\n")
         assert stages.disposition.admit(job, in_flight_sha256=set()) is None
         assert stages.journal.get(job.job_id).state is State.CLAIMED  # type: ignore[union-attr]
         assert stages.disposition.retries
 
     def test_outbox_away_moves_nothing(self, stages: Stages) -> None:
-        """With the outbox marker gone nothing is created there; the move is retried."""
+        """With the outbox away (another share's marker there) nothing is created there; the
+        move is retried. (A marker merely deleted is written again: see test_volume.py.)"""
         job = claimed(stages)
-        stages.layout.outbox_marker.unlink()
+        stages.layout.outbox_marker.write_text("another-share\n")
         stages.disposition.written(job, written(), seconds=1.0)
         assert not (stages.layout.archive / "a.png").exists()
         job = stages.journal.get(job.job_id)  # type: ignore[assignment]

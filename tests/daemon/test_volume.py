@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+from daemon.conftest import Stages
 from ocrwatch.daemon.folders import Volume
 
 
@@ -71,3 +74,63 @@ def test_looks_share_one_thread(tmp_path: Path) -> None:
     assert len(new) == 1
     assert all(volume.available() for _ in range(50))
     assert lookers() - before == new
+
+
+class TestMarkerFolderDeleted:
+    """A marker deleted while its folder stays is written again; a folder really away is not."""
+
+    def test_marker_folder_deleted_is_made_again(self, tmp_path: Path) -> None:
+        """The marker's folder removed from a folder that still holds files: the same id is
+        written again and the look says so."""
+        folder = tmp_path / "outbox"
+        folder.mkdir()
+        (folder / "a.png.txt").write_text("text")
+        marker = folder / ".ocrwatch" / ".volume"
+        volume = Volume(folder, marker)
+        volume_id = volume.claim()
+        shutil.rmtree(marker.parent)
+        assert volume.available() and volume.last.recreated
+        assert marker.read_text().strip() == volume_id
+        assert volume.available() and not volume.last.recreated
+
+    def test_another_folder_under_the_name_is_away(self, tmp_path: Path) -> None:
+        """The folder renamed away and a new one (with files) made under its name: away, and
+        nothing is written into the new one."""
+        folder = tmp_path / "outbox"
+        folder.mkdir()
+        marker = folder / ".ocrwatch" / ".volume"
+        volume = Volume(folder, marker)
+        volume.claim()
+        folder.rename(tmp_path / "outbox.old")
+        folder.mkdir()
+        (folder / "stranger.txt").write_text("x")
+        assert not volume.available()
+        assert "not the folder" in volume.last.why
+        assert not marker.parent.exists()
+
+    def test_unwritable_folder_is_away(self, tmp_path: Path) -> None:
+        """The marker cannot be written again (a read-only folder): away, saying why."""
+        folder = tmp_path / "outbox"
+        folder.mkdir()
+        (folder / "keep.txt").write_text("x")
+        marker = folder / ".ocrwatch" / ".volume"
+        volume = Volume(folder, marker)
+        volume.claim()
+        shutil.rmtree(marker.parent)
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+            assert not volume.available()
+            assert "cannot be written" in volume.last.why
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+    def test_mounts_say_so_once_whoever_looked(self, stages: Stages) -> None:
+        """A marker remade by another stage's look (disposition asks too) is still reported
+        by the next refresh as the inbox come back (to look for the lost work area), once."""
+        (stages.layout.inbox / "waiting.png").write_bytes(b"x")
+        shutil.rmtree(stages.layout.work_root)
+        assert stages.mounts.inbox.available()
+        assert stages.mounts.refresh() == (True, False)
+        assert stages.mounts.refresh() == (False, False)
+        assert stages.layout.inbox_marker.is_file()

@@ -311,8 +311,8 @@ class TestStateDisk:
         make_tmpfs: Callable[..., Path],
     ) -> None:
         """Arrivals cannot be journaled: one warning, status counts them, and they are
-        processed within seconds of space returning; a restart on the full disk is a clear
-        start-up error or a clean start, never a traceback."""
+        processed within seconds of space returning; a restart on the full disk is exit 75
+        (systemd starts it again) keeping the journal, or a clean start, never a traceback."""
         state = make_tmpfs(folders.root / "statefs", "1m")
         daemon = make_daemon(state=state / "s").start()
         fill_up(state)
@@ -329,8 +329,8 @@ class TestStateDisk:
         assert time.monotonic() - freed < 60
         assert daemon.alive() and daemon.stop() == 0
         assert not daemon.count("daemon.internal_error"), daemon.output()
-        # Restart on a full state disk, with a file waiting: a clean start or exit 3 with a
-        # message naming the journal; never a traceback.
+        # Restart on a full state disk, with a file waiting: a clean start or exit 75 with a
+        # message naming the journal and keeping it; never a traceback.
         fill_up(state)
         write_doc(folders.inbox / "late.png", 9)
         restarted = make_daemon(state=state / "s", name="restart")
@@ -349,7 +349,7 @@ class TestStateDisk:
             assert code == 0
         else:
             out = restarted.proc.stdout.read() if restarted.proc.stdout else ""
-            assert code == 3 and "journal" in out and "Traceback" not in out, out
+            assert code == 75 and "journal is kept" in out and "Traceback" not in out, out
 
 
 class TestPeers:

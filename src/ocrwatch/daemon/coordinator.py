@@ -37,7 +37,9 @@ from ocrwatch.daemon.journal import (
     Job,
     Journal,
     State,
+    is_full,
     open_journal,
+    start_error,
 )
 from ocrwatch.daemon.local_executor import LocalExecutor, default_workers
 from ocrwatch.daemon.messages import (
@@ -75,6 +77,7 @@ _STATUS_EVERY = 2.0
 _HEARTBEAT_EVERY = 10.0
 #: Refusals (workers without an engine or language the file needs) before the file fails.
 MAX_REFUSALS = 3
+_REPLAN_EVERY = 2.0
 #: Journal states in which a job waits for the coordinator (an attempt or a move).
 _WAITING = frozenset({State.CLAIMED, State.RETRY, State.WRITTEN, State.REJECTED})
 
@@ -197,6 +200,8 @@ class Coordinator:
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
         self._rescan = threading.Event()
+        #: When to look again at what a full journal kept from being recorded (or None).
+        self._replan_at: float | None = None
         self._stop = threading.Event()
         self._signals: deque[int] = deque()
         self.watcher = Watcher(
@@ -324,10 +329,8 @@ class Coordinator:
         try:
             self._recover()
         except sqlite3.Error as exc:
-            raise ConfigError(
-                f"cannot write the journal in {display(self.layout.state_dir)} ({exc}); free "
-                "space on that disk (or move the state_dir), then start again"
-            ) from exc
+            what = f"cannot write the journal in {display(self.layout.state_dir)}"
+            raise start_error(what, exc, self.layout.state_dir) from exc
 
     def _recover(self) -> None:
         """Redo the first unfinished step of every job left by an earlier run (or a peer)."""
@@ -393,6 +396,14 @@ class Coordinator:
 
     def _tick(self, timers: _Timers) -> None:
         now = time.monotonic()
+        if self._replan_at is not None and now >= self._replan_at and self.mounts.inbox_ok:
+            # A step the full journal refused (a result, a claim) is found again from the
+            # journal and the work area, as after a restart, once a write works again.
+            self._replan_at = now + _REPLAN_EVERY
+            with self._guard("journal"):
+                if self.journal.writable():
+                    self._recover()
+                    self._replan_at = None
         interval = self.notifier.watchdog_interval
         if interval is not None and now >= timers.watchdog:
             self.notifier.watchdog()
@@ -407,10 +418,16 @@ class Coordinator:
                 self._workers()
             with self._guard("notify"):
                 self._conditions(now)
-        if now >= timers.heartbeat and self.mounts.inbox_ok:
+        beat = now >= timers.heartbeat and self.mounts.inbox_ok
+        if beat:
             with self._guard("heartbeat"):
                 self.spool.heartbeat()
             timers.heartbeat = now + _HEARTBEAT_EVERY
+        if beat or (self.mounts.inbox_ok and time.time() >= self.spool.next_lease_end):
+            # Peers are looked at with each heartbeat and when a live one's lease runs out:
+            # a dead peer's claims are adopted after peer_lease, not at the next rescan.
+            with self._guard("peers"):
+                self._adopt()
 
     def _workers(self) -> None:
         """Journal the workers seen (for status) and refresh the metrics' gauges."""
@@ -458,6 +475,20 @@ class Coordinator:
         """Log and survive a bug in one stage: one file must never stop the daemon."""
         try:
             yield
+        except sqlite3.OperationalError as exc:
+            if not is_full(exc):
+                log.exception("daemon.internal_error", stage=stage)
+            else:  # not a bug: the state disk is full; said once per outage
+                if self._replan_at is None:
+                    log.warning(
+                        "journal.write_failed",
+                        stage=stage,
+                        error=str(exc),
+                        detail="the state disk is full; what could not be recorded is "
+                        "looked at again once it can be",
+                    )
+                self._replan_at = time.monotonic() + _REPLAN_EVERY
+            time.sleep(_TICK)
         except Exception:
             log.exception("daemon.internal_error", stage=stage)
             time.sleep(_TICK)  # a persistent bug must not turn into a busy loop

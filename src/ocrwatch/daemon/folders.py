@@ -9,7 +9,9 @@
 
 A share that goes away leaves an empty mount point that still looks like a folder, so
 availability is proven by a marker file with a random volume id, written at start into the
-inbox's work area and the outbox's private folder (:class:`Volume`).
+inbox's work area and the outbox's private folder (:class:`Volume`). A marker folder deleted
+while its folder is still the one of the start (same device and inode, not empty, writable)
+is made again with the same id; only a folder that is really away pauses the daemon.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "OUTBOX_PRIVATE",
     "WORK_DIR_NAME",
     "Layout",
+    "Look",
     "Mounts",
     "Volume",
     "check_layout",
@@ -196,6 +199,26 @@ def read_marker(marker: Path) -> str:
         return ""
 
 
+def _marker_missing(marker: Path) -> bool:
+    """Return True when ``marker`` (or a folder above it) does not exist (not: unreadable)."""
+    try:
+        os.lstat(marker)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """One look at a folder: there or not, why not, and whether its marker was made again."""
+
+    ok: bool
+    why: str = ""
+    recreated: bool = False
+
+
 #: Seconds a look at a share may take before it counts as away (a hard NFS mount that hangs).
 LOOK_TIMEOUT = 10.0
 
@@ -204,11 +227,14 @@ class Volume:
     """Says whether a folder is still the volume it was at start.
 
     Proof is a marker file holding a random id (a remounted share keeps it; a bare mount
-    point or a new empty folder does not). Where the marker cannot be written at start (a
-    full disk), the folder's device and inode stand in for it. Looks run on one daemon
-    thread of the volume's own: a look that has not come back within ``timeout`` (a hard
-    NFS mount that hangs) makes the share away, and no new look starts until it returns,
-    so the caller's loop (and its watchdog) keeps turning.
+    point or a new empty folder does not). A marker that is missing while the folder is the
+    same one as at start (device and inode), holds something and can be written (someone
+    deleted the marker folder) is written again with the same id: the look says
+    ``recreated``. Where the marker cannot be written at start (a full disk), the folder's
+    device and inode stand in for it. Looks run on one daemon thread of the volume's own:
+    a look that has not come back within ``timeout`` (a hard NFS mount that hangs) makes
+    the share away, and no new look starts until it returns, so the caller's loop (and its
+    watchdog) keeps turning.
     """
 
     def __init__(self, folder: Path, marker: Path, *, timeout: float = LOOK_TIMEOUT) -> None:
@@ -218,9 +244,13 @@ class Volume:
         self.volume_id = ""
         self.timeout = timeout
         self._identity: tuple[int, int] | None = None
-        self._requests: queue.SimpleQueue[queue.SimpleQueue[bool]] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[queue.SimpleQueue[Look]] = queue.SimpleQueue()
         self._looker: threading.Thread | None = None
-        self._hung: queue.SimpleQueue[bool] | None = None  # the answer still awaited
+        self._hung: queue.SimpleQueue[Look] | None = None  # the answer still awaited
+        #: The last look's answer (why the folder is away; whether its marker was remade).
+        self.last = Look(ok=True)
+        #: Set when a look wrote the marker again, until :class:`Mounts` has said so.
+        self.remade = False
 
     def claim(self) -> str:
         """Read the marker, creating it if missing (at start the operator decided); return the id.
@@ -246,16 +276,22 @@ class Volume:
         return self.volume_id
 
     def available(self) -> bool:
-        """Return True when the folder is still the volume it was at start."""
+        """Return True when the folder is still the volume it was at start (see :attr:`last`)."""
+        self.last = self.look()
+        self.remade = self.remade or self.last.recreated
+        return self.last.ok
+
+    def look(self) -> Look:
+        """Look at the folder (at most ``timeout`` seconds); return what was found."""
         if self._hung is not None:
             if self._hung.empty():
-                return False  # the last look is still stuck in the kernel
+                return Look(False, "a look at it has not come back")  # stuck in the kernel
             self._hung = None
             log.warning("volume.answering", folder=fsutil.display(self.folder))
         if self._looker is None:
             self._looker = threading.Thread(target=self._serve, name="ocrwatch-volume", daemon=True)
             self._looker.start()
-        answer: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        answer: queue.SimpleQueue[Look] = queue.SimpleQueue()
         self._requests.put(answer)
         try:
             return answer.get(timeout=self.timeout)
@@ -267,20 +303,49 @@ class Volume:
                 timeout=self.timeout,
                 detail="a look at the share has not come back (a hard mount that hangs?)",
             )
-            return False
+            return Look(False, "a look at it has not come back")
 
     def _serve(self) -> None:
         while True:
             self._requests.get().put(self._look())
 
-    def _look(self) -> bool:
-        if self.volume_id:
-            return read_marker(self.marker) == self.volume_id
+    def _look(self) -> Look:
+        if not self.volume_id:
+            try:
+                st = os.stat(self.folder)
+            except OSError as exc:
+                return Look(False, f"cannot be read ({exc.strerror})")
+            if (st.st_dev, st.st_ino) == self._identity:
+                return Look(True)
+            return Look(False, "not the folder it was at start")
+        found = read_marker(self.marker)
+        if found == self.volume_id:
+            return Look(True)
+        if found:
+            return Look(False, "its marker holds another volume id (another share?)")
+        if not _marker_missing(self.marker):
+            return Look(False, "its marker cannot be read")
+        return self._remake()
+
+    def _remake(self) -> Look:
+        """The marker is gone: write it again if the folder is still the one of the start."""
         try:
             st = os.stat(self.folder)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) == self._identity
+            with os.scandir(self.folder) as entries:
+                empty = next(entries, None) is None
+        except OSError as exc:
+            return Look(False, f"cannot be read ({exc.strerror})")
+        if (st.st_dev, st.st_ino) != self._identity:
+            # A share's mount point after the share left, or another folder under its name.
+            return Look(False, "not the folder it was at start")
+        if empty:
+            return Look(False, "empty and without its marker (a bare mount point?)")
+        try:
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            fsutil.atomic_write(self.marker, (self.volume_id + "\n").encode("ascii"))
+        except OSError as exc:
+            return Look(False, f"its marker cannot be written again ({exc.strerror})")
+        return Look(True, recreated=True)
 
 
 class Mounts:
@@ -300,15 +365,29 @@ class Mounts:
         self.outbox.claim()
 
     def refresh(self) -> tuple[bool, bool]:
-        """Check both; return (inbox came back, outbox came back)."""
+        """Check both; return (inbox came back, outbox came back).
+
+        A folder whose marker was made again counts as come back too: what was in the
+        deleted marker folder (claimed files, a work area) must be looked for again.
+        """
         back: list[bool] = []
         for what, volume, attr in (
             ("inbox", self.inbox, "inbox_ok"),
             ("outbox", self.outbox, "outbox_ok"),
         ):
             ok = volume.available()
+            found, remade = volume.last, volume.remade  # remade: maybe by another caller's look
+            volume.remade = False
             was = getattr(self, attr)
             setattr(self, attr, ok)
+            if remade:
+                log.warning(
+                    "folder.marker_recreated",
+                    folder=what,
+                    path=fsutil.display(getattr(self.layout, what)),
+                    marker=fsutil.display(volume.marker),
+                    detail="its marker folder was deleted while the folder stayed; made again",
+                )
             if ok and not was:
                 log.warning(f"{what}.available", path=fsutil.display(getattr(self.layout, what)))
             elif was and not ok:
@@ -316,9 +395,10 @@ class Mounts:
                     f"{what}.unavailable",
                     path=fsutil.display(getattr(self.layout, what)),
                     marker=fsutil.display(volume.marker),
+                    why=found.why,
                     detail="paused until it is back (an unmounted share, a renamed folder?)",
                 )
-            back.append(ok and not was)
+            back.append(ok and (not was or remade))
         return back[0], back[1]
 
     @property

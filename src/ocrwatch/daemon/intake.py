@@ -82,7 +82,7 @@ class Intake:
     @property
     def journal_ok(self) -> bool:
         """Return False while arrivals wait for the journal (a full state disk)."""
-        return not self.unjournaled
+        return not self.unjournaled and not self._journal_down
 
     def rediscover(self, key: str, job_id: str) -> None:
         """Let ``key`` (job ``job_id``, not claimed) pass the stability gate again."""
@@ -135,15 +135,27 @@ class Intake:
         try:
             self._journal_arrival(key, st)
         except sqlite3.Error as exc:
-            if not self._journal_down:
-                self._journal_down = True
-                log.error(
-                    "journal.unavailable",
-                    error=str(exc),
-                    detail="intake paused; files wait in the inbox until the journal can "
-                    "be written (is the state disk full?)",
-                )
+            self._journal_failed(exc)
             self.unjournaled[key] = None
+        else:
+            self._journal_back()
+
+    def _journal_failed(self, exc: sqlite3.Error) -> None:
+        """Say once that the journal cannot be written (intake waits until it can)."""
+        if not self._journal_down:
+            self._journal_down = True
+            log.error(
+                "journal.unavailable",
+                error=str(exc),
+                detail="intake paused; files wait in the inbox until the journal can "
+                "be written (is the state disk full?)",
+            )
+
+    def _journal_back(self) -> None:
+        """Say once that the journal can be written again (after a write that worked)."""
+        if self._journal_down and not self.unjournaled:
+            self._journal_down = False
+            log.warning("journal.available")
 
     def _journal_arrival(self, key: str, st: os.stat_result) -> None:
         keep = self._keep(key)
@@ -170,8 +182,7 @@ class Intake:
             if self.unjournaled:  # still failing: keep the rest for later
                 self.unjournaled.update(dict.fromkeys(waiting[i + 1 :]))
                 return
-        self._journal_down = False
-        log.warning("journal.available", journaled=len(waiting))
+        self._journal_back()
 
     def full_scan(self, why: str) -> int:
         """Look at every file in the inbox (start, overflow, periodic); return the count."""
@@ -227,7 +238,13 @@ class Intake:
             )
             return self._reject(key, "unsupported_format", message)
         changes = Changes(size=st.st_size, mtime_ns=st.st_mtime_ns)
-        self.journal.update(self.pending[key], state=State.STABLE, changes=changes)
+        try:
+            self.journal.update(self.pending[key], state=State.STABLE, changes=changes)
+        except sqlite3.OperationalError as exc:
+            self._journal_failed(exc)
+            self.gate.defer(key, self.policy.backoff(1))  # waits in the inbox, asked again
+            return []
+        self._journal_back()
         self.gate.defer(key, 3600.0)  # until the probe answers
         self.probing.add(key)
         self.probe_queue.append(key)
@@ -243,7 +260,23 @@ class Intake:
 
     # --- claiming ----------------------------------------------------------------------------
     def _claim(self, key: str, *, special: bool = False) -> Job | None:
-        """Claim the inbox file ``key``; return its job, or None if someone else has it."""
+        """Claim the inbox file ``key``; return its job, or None if someone else has it.
+
+        While the journal cannot be written the file stays in the inbox, asked again later.
+        """
+        job_id = self.pending[key]
+        try:
+            job = self._claim_journaled(key, special=special)
+        except sqlite3.OperationalError as exc:
+            self._journal_failed(exc)
+            if not os.path.lexists(self.spool.work_path(PurePosixPath(key), job_id)):
+                self.rediscover(key, job_id)  # not renamed: it waits in the inbox
+                self.gate.defer(key, self.policy.backoff(1))
+            return None
+        self._journal_back()
+        return job
+
+    def _claim_journaled(self, key: str, *, special: bool = False) -> Job | None:
         job_id = self.pending.pop(key)
         self.gate.forget(key)
         self.probing.discard(key)
@@ -336,6 +369,10 @@ class Intake:
         job = self._claim(key)
         if job is None:
             return None
-        return self.journal.update(
-            job.job_id, changes=Changes(sha256=report.sha256, pages=report.pages)
-        )
+        try:
+            return self.journal.update(
+                job.job_id, changes=Changes(sha256=report.sha256, pages=report.pages)
+            )
+        except sqlite3.OperationalError as exc:
+            self._journal_failed(exc)
+            return job  # claimed: read without the probe's facts (the worker finds them)

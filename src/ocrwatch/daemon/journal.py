@@ -13,6 +13,7 @@ reads to answer "why wasn't my scan processed?".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -21,7 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
@@ -33,6 +34,7 @@ import structlog
 from ocrwatch.exceptions import ConfigError, OcrwatchError, StateFullError
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "JOURNAL_NAME",
     "TERMINAL_STATES",
     "UNSET",
@@ -40,13 +42,28 @@ __all__ = [
     "Job",
     "Journal",
     "State",
+    "disk_full",
+    "is_full",
     "iso_time",
     "open_journal",
+    "start_error",
 ]
 
 log = structlog.get_logger()
 
 JOURNAL_NAME = "journal.sqlite3"
+
+#: Seconds between two checkpoints of the WAL (see :meth:`Journal._write`).
+CHECKPOINT_EVERY = 30.0
+#: WAL pages after which SQLite checkpoints by itself (its default, 1000, is 4 MB).
+_WAL_PAGES = 64
+
+
+def is_full(exc: BaseException) -> bool:
+    """Return True when ``exc`` says the journal's disk (or quota) is full."""
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL":
+        return True
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
 
 
 class State(StrEnum):
@@ -238,6 +255,7 @@ class Journal:
         """Open (and create unless ``readonly``) the journal at ``path``; raises sqlite3.Error."""
         self.path = path
         self._lock = threading.Lock()
+        self._next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
         if readonly:
             uri = f"file:{path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
@@ -250,6 +268,9 @@ class Journal:
             # saves an fsync per transition; see the module docstring for why that is safe.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A small WAL, shrunk after each checkpoint: see _write for why.
+            self._db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+            self._db.execute(f"PRAGMA journal_size_limit={_WAL_PAGES * 4096}")
             with self._db:
                 self._db.executescript(_SCHEMA)
                 self._migrate()
@@ -265,6 +286,50 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """Hold the lock for one committed write; keep the WAL from holding the disk's space.
+
+        By default SQLite checkpoints its WAL only past 1000 pages (4 MB) and never shrinks
+        it. On a state disk that fills, the WAL then takes the space freed for it, and a
+        checkpoint needs room in the database file that the WAL holds: the disk stays full
+        for good (the second fill). So the WAL is checkpointed past 64 pages and shrunk
+        after, every ``CHECKPOINT_EVERY`` seconds it is truncated, and at once when a write
+        finds the disk full.
+        """
+        with self._lock:
+            try:
+                with self._db:
+                    yield
+            except sqlite3.OperationalError as exc:
+                if is_full(exc):
+                    self._checkpoint()  # give the WAL's space back; the caller pauses
+                raise
+            if time.monotonic() >= self._next_checkpoint:
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:  # a reader in the way, or no room: next time
+            log.debug("journal.checkpoint_failed", error=str(exc))
+
+    def writable(self) -> bool:
+        """Return True when a write commits (False on a full disk); writes a meta value."""
+        try:
+            self.set_meta("last_write_check", repr(time.time()))
+        except sqlite3.OperationalError as exc:
+            if not is_full(exc):
+                raise
+            return False
+        return True
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (returns its space to the disk)."""
+        with self._lock:
+            self._checkpoint()
+
     # --- meta ----------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
         """Return the meta value ``key`` or ``default``."""
@@ -274,7 +339,7 @@ class Journal:
 
     def set_meta(self, key: str, value: str) -> None:
         """Set the meta value ``key``."""
-        with self._lock, self._db:
+        with self._write():
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def instance_id(self) -> str:
@@ -307,7 +372,7 @@ class Journal:
         row.update(_encode(changes or Changes()))
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with self._lock, self._db:
+        with self._write():
             self._db.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", tuple(row.values()))
         job = self.get(jid)
         assert job is not None
@@ -328,7 +393,7 @@ class Journal:
             if state in TERMINAL_STATES:
                 row["finished_at"] = now
         sets = ", ".join(f"{k} = ?" for k in row)
-        with self._lock, self._db:
+        with self._write():
             cur = self._db.execute(
                 f"UPDATE jobs SET {sets} WHERE job_id = ?", (*row.values(), job_id)
             )
@@ -340,7 +405,7 @@ class Journal:
 
     def remove(self, job_id: str) -> None:
         """Delete a job that never got past discovery (the file vanished or is not ours)."""
-        with self._lock, self._db:
+        with self._write():
             self._db.execute(
                 "DELETE FROM jobs WHERE job_id = ? AND state IN (?, ?)",
                 (job_id, State.DISCOVERED.value, State.STABLE.value),
@@ -425,13 +490,20 @@ class Journal:
         return None if row is None or row["t"] is None else float(row["t"])
 
     def worker_seen(self, name: str, at: float) -> None:
-        """Record that worker ``name`` (host:pid) answered or beat at ``at``."""
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO workers (name, last_seen) VALUES (?, ?) ON CONFLICT(name) "
-                "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
-                (name, at),
-            )
+        """Record that worker ``name`` (host:pid) answered or beat at ``at``.
+
+        Only for ``status``: on a full disk the record is skipped, never the result with it.
+        """
+        try:
+            with self._write():
+                self._db.execute(
+                    "INSERT INTO workers (name, last_seen) VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                    (name, at),
+                )
+        except sqlite3.OperationalError as exc:
+            if not is_full(exc):
+                raise
 
     def worker_refused(self, name: str, reason: str, at: float | None = None) -> None:
         """Record that worker ``name`` refused a task (it lacks an engine or a language)."""
@@ -469,26 +541,45 @@ class Journal:
 def open_journal(path: Path) -> tuple[Journal, str]:
     """Open the daemon's journal at start; return it with the daemon's instance id.
 
-    Raises StateFullError (exit 75: systemd starts the daemon again) when the disk is full,
-    ConfigError (exit 3) for anything else: a folder that cannot be written, a damaged file.
+    Raises StateFullError (exit 75: systemd starts the daemon again; the journal is kept)
+    when its disk is full, ConfigError (exit 3) for anything else: a folder that cannot be
+    written, a damaged file.
     """
     try:
         journal = Journal(path)
     except (sqlite3.Error, OSError) as exc:
         damaged = "if it is damaged, move it away: files already claimed are found again"
-        raise _start_error(f"cannot open the journal {path}", exc, damaged) from exc
+        raise start_error(f"cannot open the journal {path}", exc, path.parent, damaged) from exc
     try:
         return journal, journal.instance_id()
     except sqlite3.Error as exc:
         journal.close()
-        raise _start_error(f"cannot write the journal in {path.parent}", exc) from exc
+        raise start_error(f"cannot write the journal in {path.parent}", exc, path.parent) from exc
 
 
-def _start_error(what: str, exc: Exception, hint: str = "") -> OcrwatchError:
-    full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
-    if full or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+#: Below this much free space the state disk counts as full: SQLite then fails in ways that
+#: do not say so (opening a journal whose shared-memory file cannot be made is an "I/O error").
+_FULL_BELOW = 1 << 20
+
+
+def disk_full(folder: Path) -> bool:
+    """Return True when the filesystem holding ``folder`` has (almost) no space left."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BELOW
+
+
+def start_error(what: str, exc: Exception, state_dir: Path, hint: str = "") -> OcrwatchError:
+    """Return the start-up error for journal failure ``exc``: StateFullError on a full disk.
+
+    A full disk is not the journal's fault: the message says to free space and keeps the
+    journal (moving it away would forget what was claimed); other failures get ``hint``.
+    """
+    if is_full(exc) or disk_full(state_dir):
         return StateFullError(
-            f"{what} ({exc}): the disk is full; free space "
-            "(systemd starts the daemon again by itself)"
+            f"{what} ({exc}): the disk is full; free space on {state_dir}'s disk, the journal "
+            "is kept (systemd starts the daemon again by itself)"
         )
     return ConfigError(f"{what} ({exc}){'; ' + hint if hint else ''}")

@@ -42,6 +42,8 @@ class Spool:
         self.layout = layout
         self.instance_id = instance_id
         self.work_dir = layout.work_root / instance_id
+        #: When a live peer's lease runs out (wall time): see :meth:`adopt_dead_peers`.
+        self.next_lease_end = float("inf")
 
     def work_path(self, relpath: PurePosixPath, job_id: str) -> Path:
         """Return where ``relpath`` lives while job ``job_id`` holds it."""
@@ -109,9 +111,14 @@ class Spool:
             os.utime(beat)
 
     def adopt_dead_peers(self, *, lease: float, now: float | None = None) -> list[str]:
-        """Move job folders of peers silent for ``lease`` seconds into ours; return job ids."""
+        """Move job folders of peers silent for ``lease`` seconds into ours; return job ids.
+
+        Sets :attr:`next_lease_end` to when the first live peer's lease runs out (wall
+        time; infinity when no peer lives), the moment to look again.
+        """
         now = time.time() if now is None else now
         adopted: list[str] = []
+        self.next_lease_end = float("inf")
         root = self.layout.work_root
         if not root.is_dir():
             return adopted
@@ -123,6 +130,7 @@ class Spool:
             except FileNotFoundError:
                 last = os.stat(peer).st_mtime
             if now - last < lease:
+                self.next_lease_end = min(self.next_lease_end, last + lease)
                 continue
             for job_dir in sorted(p for p in peer.iterdir() if p.is_dir()):
                 self.work_dir.mkdir(exist_ok=True)

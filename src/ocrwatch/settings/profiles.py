@@ -6,7 +6,9 @@ overrides for ``languages``, ``mode``, ``engine``, ``outputs``, ``after_success`
 told about this folder's files besides the global ones. The first profile that matches
 wins; a file no profile matches is read with the global settings. Globs are fnmatch-style:
 ``*`` also crosses folders, so ``es/*`` and ``es/**`` both take everything under ``es/``, and
-a leading ``**/`` also matches at the top (``**/*.jpg`` takes ``a.jpg``).
+a leading ``**/`` also matches at the top (``**/*.jpg`` takes ``a.jpg``). A pattern that no
+inbox-relative path can match (absolute, with ``..``, ``.`` or an empty part, ending in
+``/``, an unclosed ``[``) is refused at start.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic_settings import NoDecode
 from ocrwatch.settings.choices import AfterSuccess, Mode, OutputList, parse_languages
 from ocrwatch.settings.sections import PreprocessSettings
 
-__all__ = ["OVERRIDES", "Profile"]
+__all__ = ["OVERRIDES", "Profile", "never_matches"]
 
 #: Settings a profile can override (besides preprocess, which is merged table by table).
 OVERRIDES = ("languages", "mode", "engine", "outputs", "after_success")
@@ -47,6 +49,14 @@ class Profile(BaseModel):
         """The profile's name, or its match pattern when it has none."""
         return self.name or self.match
 
+    @field_validator("match")
+    @classmethod
+    def _match(cls, v: str) -> str:
+        problem = never_matches(v)
+        if problem:
+            raise ValueError(f"{v!r} {problem}")
+        return v
+
     @field_validator("languages", mode="before")
     @classmethod
     def _languages(cls, v: Any) -> Any:
@@ -68,3 +78,44 @@ class Profile(BaseModel):
         if v is not None:  # the same checks as the global tables, with defaults underneath
             PreprocessSettings.model_validate(v)
         return v
+
+
+def _unclosed_bracket(pattern: str) -> bool:
+    """Return True when a ``[`` opens a set that no ``]`` closes (fnmatch's rules)."""
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1  # a "]" first in the set is one of its characters
+            j = pattern.find("]", j)
+            if j < 0:
+                return True
+            i = j
+        i += 1
+    return False
+
+
+def never_matches(pattern: str) -> str:
+    """Return why ``pattern`` can never take a file ("" when it can), said after the pattern.
+
+    Paths are relative to the inbox with POSIX separators and no ``.``, ``..`` or empty
+    parts, and name files (never ending in ``/``). fnmatch reads an unclosed ``[`` as a
+    literal bracket, which is almost always a mistake: it is refused with the way to write one.
+    """
+    if pattern.startswith("/"):
+        return "can never match: patterns are relative to the inbox, never absolute (e.g. 'es/**')"
+    if pattern.endswith("/"):
+        return f"can never match: it names a folder, not its files (write '{pattern}**')"
+    parts = pattern.split("/")
+    if ".." in parts:
+        return "can never match: '..' leaves the inbox, and every file is inside it"
+    if "." in parts:
+        return "can never match: paths have no '.' part (write the pattern without './')"
+    if "" in parts:
+        return "can never match: paths have no empty part ('//')"
+    if _unclosed_bracket(pattern):
+        return "is not a valid glob: an unclosed '[' (write '[[]' for a literal bracket)"
+    return ""
