@@ -101,12 +101,14 @@ class FakeRedis:
         self.hashes: dict[bytes, dict[bytes, bytes]] = {}
         self.lists: dict[bytes, list[bytes]] = {}
         self.down = False
+        #: Commands that fail even while the server is up (a server still loading its data).
+        self.failing: set[str] = set()
         self.calls: list[tuple[str, str]] = []
         self.urls: list[str] = []
 
     def _call(self, command: str) -> None:
         self.calls.append((threading.current_thread().name, command))
-        if self.down:
+        if self.down or command in self.failing:
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Refused.")
 
     def from_url(self, url: str, **options: Any) -> FakeRedis:
@@ -649,6 +651,28 @@ class TestBroker:
         assert turn(executor, clock) == [written(t1)]
         executor.submit(t2)
         assert app.sent[-1]["queue"] == "q" and executor.in_flight == (t2,)
+
+    def test_flapping_recovery_logged_once(
+        self, executor: CeleryExecutor, app: FakeApp, server: FakeRedis, clock: FakeClock
+    ) -> None:
+        """A broker that answers pings but not yet commands stays one outage in the logs."""
+        executor.submit(task())
+        with capture_logs() as logs:
+            server.down = True
+            assert turn(executor, clock) == []
+            server.failing = {"set"}  # pings answer, the epoch check still fails
+            server.down = False
+
+            def failed_again(seen: int = len(server.calls)) -> bool:
+                clock.advance(celery_executor._BROKER_RETRY)
+                assert executor.collect(0.0) == [] and executor.capacity == 0
+                return ("MainThread", "set") in server.calls[seen:]
+
+            wait_for(failed_again, "a recovery that fails")
+            server.failing = set()
+            recover(executor, server, clock, capacity=1)
+        events = [e["event"] for e in logs if e["log_level"] != "debug"]
+        assert events == ["broker.unavailable", "broker.available"]
 
     def test_lease_restarts_after_an_outage(
         self, executor: CeleryExecutor, app: FakeApp, server: FakeRedis, clock: FakeClock
