@@ -1,4 +1,4 @@
-"""The coordinator's decisions against a fake executor: dispatch, capacity, answers, re-sends.
+"""The coordinator's decisions against a fake executor: dispatch, answers, re-sends, refusals.
 
 The coordinator is wired as ``ocrwatch run`` wires it (real journal, spool, intake and
 disposition on tmp_path) with an executor that keeps what it is given and answers what the
@@ -7,6 +7,7 @@ test says; nothing starts (no watcher thread, no worker process, no signal handl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
@@ -14,7 +15,7 @@ import pytest
 
 from daemon.conftest import Stages, build
 from imaging import render_lines, save
-from ocrwatch.daemon.coordinator import Coordinator
+from ocrwatch.daemon.coordinator import MAX_REFUSALS, Coordinator
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.journal import Changes, Job, State
 from ocrwatch.daemon.messages import (
@@ -22,12 +23,14 @@ from ocrwatch.daemon.messages import (
     ProbeReport,
     ProbeTask,
     RecognizeTask,
+    Refused,
     Result,
     Task,
+    TaskSettings,
     Written,
 )
 from ocrwatch.daemon.systemd import Notifier
-from ocrwatch.settings.resolve import settings_digest
+from ocrwatch.settings.resolve import task_values, values_digest
 from ocrwatch.support.retry import Category
 
 
@@ -161,7 +164,7 @@ class TestDispatch:
     """Waiting jobs become recognition tasks while the executor has capacity."""
 
     def test_ready_job_is_sent(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
-        """A claimed job in the queue becomes one task: its work file, outbox, attempt 1."""
+        """A claimed job becomes one task: work file, outbox, attempt 1, its resolved settings."""
         job = claimed(coordinator, "sub/a.png")
         coordinator.ready.append(job.job_id)
         coordinator._dispatch()
@@ -170,8 +173,11 @@ class TestDispatch:
         assert task.path == job.work_path and task.attempt == 1
         assert task.out_txt == str(coordinator.layout.outbox / "sub" / "a.png.txt")
         assert task.coordinator == "me" and task.pages is None
-        assert task.settings_digest == settings_digest(coordinator.settings)
+        values, profile = task_values(coordinator.settings, "sub/a.png")
+        assert task.settings == TaskSettings(values_digest(values), values, profile)
+        assert task.settings.values["languages"] == list(coordinator.settings.languages)
         assert task.volume_id == coordinator.mounts.outbox.volume_id
+        assert task.refused_by == ()
         assert not coordinator.ready
 
     def test_capacity_is_respected(self, coordinator: Coordinator, fake: FakeExecutor) -> None:
@@ -346,3 +352,115 @@ class TestHandedBack:
         coordinator.intake.check_gate()
         coordinator._dispatch()
         assert [t.relpath for t in fake.submitted] == ["new.png", "new.png"]
+
+
+class TestTaskSettings:
+    """Settings are resolved once per file (its hot-folder profile applied) and travel along."""
+
+    def test_profile_travels_with_the_task(self, tmp_path: Path) -> None:
+        """A file in a profile's folder is sent with that profile's languages and its label."""
+        stages = build(
+            tmp_path, profiles=[{"match": "es/**", "name": "spanish", "languages": "spa"}]
+        )
+        fake = FakeExecutor()
+        coordinator = Coordinator(
+            stages.settings, layout=stages.layout, mounts=stages.mounts, journal=stages.journal,
+            instance="me", executor=_is_executor(fake), notifier=Notifier.from_env({}),
+        )  # fmt: skip
+        jobs = [claimed(coordinator, "es/a.png"), claimed(coordinator, "b.png")]
+        coordinator.ready.extend(j.job_id for j in jobs)
+        coordinator._dispatch()
+        spanish, plain = recognitions(fake)
+        assert spanish.settings is not None and plain.settings is not None
+        assert spanish.settings.profile == "spanish" and spanish.settings.languages == ("spa",)
+        assert plain.settings.profile is None
+        assert plain.settings.languages == tuple(stages.settings.languages)
+        assert spanish.settings.digest != plain.settings.digest
+        stages.journal.close()
+
+    def test_retry_carries_the_same_settings(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A task sent again (handed back) carries the settings its first dispatch had."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        first = recognitions(fake)[0]
+        fake.running.remove(first)
+        coordinator._handle(Result(first, Failure(Category.REQUEUED, "requeued", "lease")))
+        coordinator._dispatch()
+        again = recognitions(fake)[1]
+        assert again.settings is not None and again.settings is first.settings
+
+
+def refused(node: str) -> Refused:
+    return Refused(
+        worker=f"ocrwatch@{node}", reason="missing_language", message="no spa", node=node
+    )
+
+
+class TestRefused:
+    """A worker that cannot honour a task's settings: sent elsewhere; after a few, quarantined."""
+
+    def test_refused_goes_to_another_worker(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A refusal is not an attempt: the job goes first again, naming who refused it."""
+        job = claimed(coordinator)
+        other = claimed(coordinator, "b.png")
+        fake.slots = 1
+        coordinator.ready.extend([job.job_id, other.job_id])
+        coordinator._dispatch()
+        first = recognitions(fake)[0]
+        fake.running.remove(first)
+        coordinator._handle(Result(first, refused("celery@h1")))
+        assert fake.cancelled == [job.job_id]
+        assert list(coordinator.ready) == [job.job_id, other.job_id]
+        assert "ocrwatch@celery@h1" in coordinator.journal.worker_refusals()
+        coordinator._dispatch()
+        again = recognitions(fake)[1]
+        assert again.job_id == job.job_id and again.attempt == first.attempt
+        assert again.refused_by == ("celery@h1",)
+        now = coordinator.journal.get(job.job_id)
+        assert now is not None and now.state is State.CLAIMED and now.attempts == 0
+
+    def test_quarantined_after_max_refusals(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """MAX_REFUSALS refusals quarantine the file as no_capable_worker; nothing more is sent."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        for n in range(MAX_REFUSALS):
+            coordinator._dispatch()
+            task = recognitions(fake)[-1]
+            assert task.refused_by == tuple(f"celery@h{i}" for i in range(n))
+            assert state(coordinator, job) is State.CLAIMED
+            fake.running.remove(task)
+            coordinator._handle(Result(task, refused(f"celery@h{n}")))
+        assert state(coordinator, job) is State.QUARANTINED
+        reason = json.loads((coordinator.layout.quarantine / "a.png.reason.json").read_text())
+        assert reason["reason"] == "no_capable_worker"
+        coordinator._dispatch()
+        assert len(recognitions(fake)) == MAX_REFUSALS and not coordinator.ready
+
+
+class TestCrashes:
+    """A task whose worker died (CRASH) counts against the file; file_crashes of them quarantine."""
+
+    def test_crashes_counted_then_quarantined(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """The first crash schedules a retry; the second (file_crashes=2) is engine_crash."""
+        job = claimed(coordinator)
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        task = recognitions(fake)[0]
+        fake.running.remove(task)
+        crash = Result(task, Failure(Category.CRASH, "engine_crash", "WorkerLostError"))
+        coordinator._handle(crash)
+        now = coordinator.journal.get(job.job_id)
+        assert now is not None and now.state is State.RETRY and now.crashes == 1
+        coordinator._handle(crash)
+        assert state(coordinator, job) is State.QUARANTINED
+        reason = json.loads((coordinator.layout.quarantine / "a.png.reason.json").read_text())
+        assert reason["reason"] == "engine_crash"
