@@ -508,11 +508,16 @@ class TestWhereThePartsMeet:
             text = w.log.read_text(errors="replace")
             assert "DuplicateNodenameWarning" not in text
             assert '\\"outcome\\"' not in text and '"outcome"' not in text
-        body = urllib.request.urlopen(f"http://127.0.0.1:{c.metrics_port}/metrics").read().decode()
         host = socket.gethostname()
-        assert (
-            f'ocrwatch_worker_last_heartbeat_timestamp_seconds{{worker="ocrwatch@{host}"}}' in body
-        )
+        beat = f'ocrwatch_worker_last_heartbeat_timestamp_seconds{{worker="ocrwatch@{host}"}}'
+        url = f"http://127.0.0.1:{c.metrics_port}/metrics"
+
+        def scrape() -> str:
+            return str(urllib.request.urlopen(url).read().decode())
+
+        # The gauges are refreshed from the journal every few seconds: wait for the worker.
+        wait_until(lambda: beat in scrape(), timeout=30, what="the worker's heartbeat series")
+        body = scrape()
         assert 'ocrwatch_documents_total{outcome="quarantined"} 0.0' in body
         assert 'ocrwatch_backlog{state="unjournaled"}' in body
         assert "_created" not in body

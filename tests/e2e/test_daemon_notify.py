@@ -100,7 +100,7 @@ class TestWorkersOnThePage:
         write_doc(c.folders.inbox / "w.png", 3)
         wait_until(lambda: "w.png" in c.processed(), timeout=120, what="the document")
         by = json.loads(c.folders.sidecars("w.png")[0].with_suffix(".json").read_text())
-        name = f"{by['processed_by']['host']}:{by['processed_by']['pid']}"
+        name = by["processed_by"]["worker"]  # NAME@host, as the worker's heartbeats say
         url = f"http://127.0.0.1:{c.metrics_port}/"
 
         def workers() -> str:
