@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ocrwatch.daemon.celery_worker import map_paths
 from ocrwatch.daemon.messages import Failure, PagesRead, ProbeTask, RecognizeTask, Result, Written
-from ocrwatch.daemon.stitch import Stitcher, split
+from ocrwatch.daemon.stitch import Stitcher, split, spread
 from ocrwatch.engines.base import Line, PageResult
 from ocrwatch.recognition.pipeline import PageRecord
 from ocrwatch.settings.choices import Mode
@@ -54,6 +54,21 @@ class TestSplit:
         parts = split(task(tmp_path), pages=25, per_task=10)
         assert [p.pages for p in parts] == [(1, 10), (11, 20), (21, 25)]
         assert split(task(tmp_path), pages=10, per_task=10) == [task(tmp_path)]
+
+
+class TestSpread:
+    """A local pool spreads a document over idle workers only when no other job waits."""
+
+    def test_quiet_inbox_uses_every_idle_worker(self) -> None:
+        """10 pages, 2 idle workers: two ranges of 5; 3 idle: ranges of 4."""
+        assert spread(10, idle=2, waiting=0) == 5
+        assert spread(10, idle=3, waiting=0) == 4
+
+    def test_busy_inbox_keeps_files_whole(self) -> None:
+        """Another job waiting, or one idle worker, or one page: the document stays whole."""
+        assert spread(10, idle=2, waiting=1) == 10
+        assert spread(10, idle=1, waiting=0) == 10
+        assert spread(1, idle=2, waiting=0) == 1
 
 
 class TestStitcher:

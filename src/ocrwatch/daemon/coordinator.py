@@ -37,7 +37,7 @@ from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
 from ocrwatch.daemon.metrics import Metrics
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
-from ocrwatch.daemon.stitch import Stitcher, split
+from ocrwatch.daemon.stitch import Stitcher, split, spread
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
@@ -154,7 +154,7 @@ class Coordinator:
         )
         self.stitcher = Stitcher(settings)
         self._digest = settings_digest(settings)
-        self.split = settings.executor is ExecutorKind.CELERY and not _native_pdf(settings)
+        self.split = not _native_pdf(settings)
         self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
@@ -473,12 +473,17 @@ class Coordinator:
         )
         parts = [task]
         if self.split and admitted.pages:
-            per_task = self.settings.celery.pages_per_task
-            parts = split(task, pages=admitted.pages, per_task=per_task)
+            parts = split(task, pages=admitted.pages, per_task=self._per_task(admitted.pages))
         if len(parts) > 1:
             self.stitcher.expect(task.job_id, len(parts))
         for part in parts:
             self.executor.submit(part)
+
+    def _per_task(self, pages: int) -> int:
+        """Pages per range: Celery's setting, or as many ranges as local workers are idle."""
+        if isinstance(self.executor, LocalExecutor):
+            return spread(pages, idle=self.executor.idle, waiting=len(self.ready))
+        return self.settings.celery.pages_per_task
 
     def _reject(self, rejections: list[Rejection]) -> None:
         for r in rejections:

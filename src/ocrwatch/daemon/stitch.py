@@ -1,15 +1,18 @@
 """Long documents in parts: split a job into page-range tasks, stitch the answers, write.
 
 One 300-page PDF must not hold one worker for ten minutes: the coordinator sends its
-pages in ranges of ``celery.pages_per_task``, collects each range's :class:`PagesRead`,
-and once all are in writes the outputs itself (the same atomic writer the workers use), on
-a thread of its own: a searchable PDF of hundreds of pages takes long enough to hold up the
-coordinator's loop (and its systemd watchdog). The first failed range fails the job; its
-other ranges are cancelled.
+pages in ranges of ``celery.pages_per_task`` to Celery workers, and to the local pool in as
+many ranges as workers are idle when nothing else waits (:func:`spread`: a quiet inbox puts
+every core on one document, a busy one keeps each worker on files of its own). It collects
+each range's :class:`PagesRead`, and once all are in writes the outputs itself (the same
+atomic writer the workers use), on a thread of its own: a searchable PDF of hundreds of
+pages takes long enough to hold up the coordinator's loop (and its systemd watchdog). The
+first failed range fails the job; its other ranges are cancelled.
 """
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,14 +23,14 @@ from ocrwatch.daemon.failures import classify
 from ocrwatch.daemon.messages import Failure, PagesRead, RecognizeTask, Result, Written
 from ocrwatch.exceptions import OutputError
 from ocrwatch.recognition.documents import SourceInfo
-from ocrwatch.recognition.pipeline import DocumentResult
+from ocrwatch.recognition.pipeline import DocumentResult, join_ranges
 from ocrwatch.settings.choices import Mode
 from ocrwatch.settings.resolve import effective_settings
 
 if TYPE_CHECKING:
     from ocrwatch.settings.model import Settings
 
-__all__ = ["Stitcher", "split"]
+__all__ = ["Stitcher", "split", "spread"]
 
 
 def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTask]:
@@ -38,6 +41,17 @@ def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTa
         replace(task, pages=(first, min(first + per_task - 1, pages)))
         for first in range(1, pages + 1, per_task)
     ]
+
+
+def spread(pages: int, *, idle: int, waiting: int) -> int:
+    """Return pages per range for a local pool: ``pages`` (one task) unless it can spread.
+
+    A document spreads over the ``idle`` workers only when no other job is ``waiting`` for
+    one: then each idle worker gets one range, the ranges as even as the pages allow.
+    """
+    if waiting or idle < 2 or pages < 2:
+        return pages
+    return math.ceil(pages / idle)
 
 
 @dataclass(slots=True)
@@ -124,23 +138,22 @@ class Stitcher:
         from ocrwatch.outputs import writer as outputs
 
         first = ranges[0]
-        records = tuple(r for part in ranges for r in part.records)
-        engines = dict(e for part in ranges for e in part.engines)
-        timings: dict[str, float] = {}
-        for part in ranges:
-            for key, value in part.timings.items():
-                timings[key] = round(timings.get(key, 0.0) + value, 4)
         effective, profile = effective_settings(self.settings, task.relpath)
-        result = DocumentResult(
-            source=SourceInfo(
-                Path(task.path), first.size, first.sha256, first.format, len(records)
-            ),
-            pages=records,
-            mode=Mode(effective.mode),
-            languages=tuple(effective.languages),
-            engines=engines,
-            timings=timings,
-            attempts=max((r.attempts for r in records), default=1),
+        pages = sum(len(part.records) for part in ranges)
+        source = SourceInfo(Path(task.path), first.size, first.sha256, first.format, pages)
+        result = join_ranges(
+            [
+                DocumentResult(
+                    source=source,
+                    pages=part.records,
+                    mode=Mode(effective.mode),
+                    languages=tuple(effective.languages),
+                    engines=dict(part.engines),
+                    timings=dict(part.timings),
+                    attempts=max((r.attempts for r in part.records), default=1),
+                )
+                for part in ranges
+            ]
         )
         by = [dict(part.processed_by) for part in ranges]
         job = {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}
