@@ -398,15 +398,24 @@ def _ocr_parallel(
     args: argparse.Namespace, settings: Settings, units: list[Any], *, jobs: int, advance: Any
 ) -> int:
     """Read the files' page ranges on worker processes; print and write in file order."""
+    from concurrent.futures.process import BrokenProcessPool
+
     from ocrwatch.recognition.parallel import ParallelReader
 
     first_failure: int | None = None
     size = min(jobs, sum(len(doc) for doc in units))
     on_pages = None if advance is None else (lambda n, path: advance(n, path.name))
+    path: Path = args.files[0]
     with ParallelReader(settings, jobs=size) as reader:
-        for index, outcome in enumerate(reader.read(units, on_pages=on_pages)):
-            code = _ocr_one(args, settings, outcome.path, outcome.result, first=index == 0)
-            first_failure = first_failure or code
+        try:
+            for index, outcome in enumerate(reader.read(units, on_pages=on_pages)):
+                path = outcome.path
+                code = _ocr_one(args, settings, path, outcome.result, first=index == 0)
+                first_failure = first_failure or code
+        except BrokenProcessPool:
+            # A worker died (a native crash, the OOM killer): the pool cannot go on.
+            _error(f"{path}: a worker process ended abruptly; try --jobs 1")
+            return first_failure or int(ExitCode.ENGINE)
     return first_failure or int(ExitCode.OK)
 
 

@@ -166,8 +166,10 @@ def _start_worker(settings: Settings, jobs: int) -> None:
     from ocrwatch.support.workers import die_with_parent
 
     die_with_parent()
-    # Ctrl-C reaches the whole process group: the parent reports it, workers just end.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Ctrl-C reaches the whole process group: the parent reports it, workers just end
+    # (unless the parent ignores it, as a shell's background job does: then so do they).
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     # Each worker has its share of the cores: onnxruntime's threads would otherwise fight the
     # other workers for them (Tesseract runs on one thread already: engines/tesseract.py).
     cpus = os.cpu_count() or 1
