@@ -24,11 +24,13 @@ Usage::
 
     python -m bench.ocrmypdf_compare               # 3 rounds, about 4 min on 2 quiet cores
     python -m bench.ocrmypdf_compare --rounds 5 --tools ocrmypdf,ocr
+    python -m bench.ocrmypdf_compare --set preprocess.printed.upscale=false
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -74,8 +76,13 @@ def make_pdf(data: Path, folder: Path, *, pages: int) -> tuple[Path, str]:
     return pdf, "\n".join(it.truth.rstrip("\n") for it in chosen) + "\n"
 
 
+#: ``--set KEY=VALUE`` settings for ocrwatch's runs (environment form, OCRWATCH_A__B=VALUE).
+SETTINGS: dict[str, str] = {}
+
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCRWATCH_")}
+    env.update(SETTINGS)
     env.setdefault("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")) if p
@@ -145,6 +152,9 @@ def daemon(pdf: Path, out: Path, log: Path, *, timeout: float = 600) -> Run:
     code, cpu, peak = _reap(proc)
     if code != 0:
         raise SystemExit(f"daemon exited with {code}; see {log}")
+    manifest = json.loads(sidecar.with_suffix(".json").read_text(encoding="utf-8"))
+    ranges = len(manifest.get("pages_processed_by", [None]))
+    print(f"  daemon: {ranges} page range(s) on the workers", flush=True)
     return Run("daemon", wall, cpu, peak, sidecar.read_text(encoding="utf-8"))
 
 
@@ -191,7 +201,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"of {','.join(TOOLS)}")
     parser.add_argument("--out", type=Path, help="JSON results file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an ocrwatch setting for its runs, dotted (preprocess.printed.upscale=false)",
+    )
     args = parser.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        SETTINGS["OCRWATCH_" + key.upper().replace(".", "__")] = value
     tools = [t for t in args.tools.split(",") if t]
     if unknown := set(tools) - set(TOOLS):
         parser.error(f"unknown tools {sorted(unknown)}")
@@ -220,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()
     meta = {**run_metadata(), "loadavg_at_end": [round(x, 2) for x in load]}
     path = write_json(
-        {"meta": meta, "pages": args.pages, "rows": rows}, out=args.out, stem="ocrmypdf_compare"
+        {"meta": meta, "pages": args.pages, "settings": SETTINGS, "rows": rows},
+        out=args.out,
+        stem="ocrmypdf_compare",
     )
     print(f"written: {path}")
     return 0

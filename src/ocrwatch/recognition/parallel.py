@@ -119,21 +119,30 @@ class ParallelReader:
         *,
         on_pages: Callable[[int, Path], None] | None = None,
     ) -> Iterator[Outcome]:
-        """Yield one Outcome per document, in the order given, as soon as all of it is read.
+        """Start every range now; return an iterator of one Outcome per document, in order.
 
-        ``on_pages(count, path)`` is called as each range finishes, in any order (progress).
+        Each Outcome comes as soon as all of its document is read. ``on_pages(count, path)``
+        is called as each range finishes, in any order (progress).
         """
         assert self._pool is not None, "use ParallelReader as a context manager"
-        pool = self._pool
         futures: list[tuple[Future[DocumentResult], ...]] = []
         unit_of: dict[Future[DocumentResult], Unit] = {}
         for document in units:
             submitted = []
             for unit in document:
-                future = pool.submit(_read_range, str(unit.path), unit.pages)
+                future = self._pool.submit(_read_range, str(unit.path), unit.pages)
                 unit_of[future] = unit
                 submitted.append(future)
             futures.append(tuple(submitted))
+        return self._outcomes(units, futures, unit_of, on_pages)
+
+    @staticmethod
+    def _outcomes(
+        units: Sequence[tuple[Unit, ...]],
+        futures: list[tuple[Future[DocumentResult], ...]],
+        unit_of: dict[Future[DocumentResult], Unit],
+        on_pages: Callable[[int, Path], None] | None,
+    ) -> Iterator[Outcome]:
         pending = set(unit_of)
         for document, parts in zip(units, futures, strict=True):
             while not all(f.done() for f in parts):
@@ -142,8 +151,6 @@ class ParallelReader:
                     if on_pages is not None:
                         on_pages(unit_of[future].count, unit_of[future].path)
             yield Outcome(path=document[0].path, units=document, futures=parts)
-        for future in pending:  # pragma: no cover - every document waited for its own
-            future.cancel()
 
 
 # --- the worker side --------------------------------------------------------------------
