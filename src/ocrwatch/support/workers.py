@@ -9,7 +9,7 @@ import signal
 __all__ = ["BYTES_PER_WORKER", "default_workers", "die_with_parent", "mem_available"]
 
 #: PP-OCR's models plus page buffers need about this much memory per worker (README, "Accuracy
-#: and speed": a worker peaked at 1.1 GB on a handwritten IAM page, 0.28 GB on printed pages).
+#: and speed": a worker peaked at 1.07 GB on a handwritten IAM page, 274 MB on printed pages).
 BYTES_PER_WORKER = 1536 * 1024 * 1024
 
 
