@@ -37,7 +37,7 @@ from ocrwatch.daemon.messages import ProbeTask, RecognizeTask, Result, Written
 from ocrwatch.daemon.metrics import Metrics
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
-from ocrwatch.daemon.stitch import Stitcher, split, spread
+from ocrwatch.daemon.stitch import Stitcher, kept, split, spread
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
@@ -472,7 +472,7 @@ class Coordinator:
             settings_digest=self._digest,
         )
         parts = [task]
-        if self.split and admitted.pages:
+        if self.split and admitted.pages and not kept(task):
             parts = split(task, pages=admitted.pages, per_task=self._per_task(admitted.pages))
         if len(parts) > 1:
             self.stitcher.expect(task.job_id, len(parts))

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocrwatch.daemon import stash
 from ocrwatch.daemon.execute import written
 from ocrwatch.daemon.failures import classify
 from ocrwatch.daemon.messages import Failure, PagesRead, RecognizeTask, Result, Written
-from ocrwatch.exceptions import OutputError
+from ocrwatch.exceptions import OutputError, TransientOutputError
 from ocrwatch.recognition.documents import SourceInfo
 from ocrwatch.recognition.pipeline import DocumentResult, join_ranges
 from ocrwatch.settings.choices import Mode
@@ -30,7 +31,7 @@ from ocrwatch.settings.resolve import effective_settings
 if TYPE_CHECKING:
     from ocrwatch.settings.model import Settings
 
-__all__ = ["Stitcher", "split", "spread"]
+__all__ = ["Stitcher", "kept", "split", "spread"]
 
 
 def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTask]:
@@ -41,6 +42,12 @@ def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTa
         replace(task, pages=(first, min(first + per_task - 1, pages)))
         for first in range(1, pages + 1, per_task)
     ]
+
+
+def kept(task: RecognizeTask) -> bool:
+    """Whether an earlier attempt kept ``task``'s recognition (then it is sent whole)."""
+    path = stash.stash_path(task)
+    return path is not None and path.exists()
 
 
 def spread(pages: int, *, idle: int, waiting: int) -> int:
@@ -157,11 +164,22 @@ class Stitcher:
         )
         by = [dict(part.processed_by) for part in ranges]
         job = {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}
-        paths = outputs.write_outputs(
-            result,
-            txt_path=Path(task.out_txt),
-            source_id=task.relpath,
-            extra={"job": job, "processed_by": by[0], "pages_processed_by": by, "profile": profile},
-            formats=effective.outputs,
-        )
+        try:
+            paths = outputs.write_outputs(
+                result,
+                txt_path=Path(task.out_txt),
+                source_id=task.relpath,
+                extra={
+                    "job": job,
+                    "processed_by": by[0],
+                    "pages_processed_by": by,
+                    "profile": profile,
+                },
+                formats=effective.outputs,
+            )
+        except TransientOutputError:
+            # The disk is full or the share away: the next attempt is sent whole and its
+            # worker reads this back (see kept), never the pages again.
+            stash.keep(stash.stash_path(task), result)
+            raise
         return written(result, paths, first.processed_by)
