@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -25,6 +25,9 @@ from ocrwatch._version import __version__
 from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, OcrwatchError
 from ocrwatch.settings.choices import Mode, OutputFormat, WatchMode
 from ocrwatch.settings.model import Settings, load_settings
+
+if TYPE_CHECKING:
+    from ocrwatch.recognition.parallel import Unit
 
 __all__ = ["build_parser", "main"]
 
@@ -352,7 +355,7 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     jobs = args.jobs or default_workers()
     show_progress = len(files) > 1 and not args.no_progress and sys.stderr.isatty()
-    units: list[Any] = []
+    units: list[tuple[Unit, ...]] = []
     if jobs > 1 or show_progress:
         from ocrwatch.recognition.parallel import plan
 
@@ -395,7 +398,12 @@ def _ocr_sequential(args: argparse.Namespace, settings: Settings, *, advance: An
 
 
 def _ocr_parallel(
-    args: argparse.Namespace, settings: Settings, units: list[Any], *, jobs: int, advance: Any
+    args: argparse.Namespace,
+    settings: Settings,
+    units: list[tuple[Unit, ...]],
+    *,
+    jobs: int,
+    advance: Any,
 ) -> int:
     """Read the files' page ranges on worker processes; print and write in file order."""
     from concurrent.futures.process import BrokenProcessPool

@@ -1,7 +1,9 @@
 """Read several documents on every core: page ranges on worker processes, answers in order.
 
-Engines are native libraries that hold the GIL or use their own threads, so ranges run in
-``spawn``-ed processes, each with one engine cache built on its first range. A document of
+Pages do not read side by side well in one process (preprocessing and decoding hold the
+GIL; libtesseract and onnxruntime bring threads of their own), so ranges run in
+``spawn``-ed processes, as the daemon's workers do, each with one engine cache built on its
+first range. A document of
 several pages is cut into ranges small enough to keep every worker busy to the end; its
 ranges are joined (:func:`~ocrwatch.recognition.pipeline.join_ranges`) in page order. A
 range that fails raises, from :meth:`Outcome.result`, the exception the sequential read
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "ParallelReader", "Unit", "plan"]
 
-#: Ranges per worker a document is cut into at least: the last ranges end close together.
+#: A long document is cut into about this many ranges per worker (single pages for up to
+#: 16 pages on 2 workers), so that the workers' last ranges end close together.
 RANGES_PER_WORKER = 8
 
 
