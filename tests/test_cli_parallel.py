@@ -64,6 +64,29 @@ class TestPageOrder:
         assert "--jobs" in proc.stderr
 
 
+class TestPlan:
+    """How documents are cut into ranges for the workers."""
+
+    def test_ranges_cover_every_page_once(self, tmp_path: Path) -> None:
+        """Short PDFs go page by page, long ones in even ranges; images and bad files whole."""
+        from ocrwatch.recognition.parallel import plan
+        from ocrwatch.settings.model import load_settings
+
+        settings = load_settings(overrides={})
+        short = make_pdf(tmp_path / "short.pdf", [f"page {n}" for n in range(1, 4)])
+        long = make_pdf(tmp_path / "long.pdf", [f"page {n}" for n in range(1, 21)])
+        image = tmp_path / "one.png"
+        render_lines(["one page"], size=36).save(image)
+        units = plan([short, long, image, tmp_path / "missing.pdf"], settings=settings, jobs=2)
+        assert [u.pages for u in units[0]] == [(1, 1), (2, 2), (3, 3)]
+        assert [u.pages for u in units[1]] == [(n, n + 1) for n in range(1, 21, 2)]
+        assert [(u.pages, u.count) for u in units[2]] == [(None, 1)]
+        assert [(u.pages, u.count) for u in units[3]] == [(None, 1)]
+        assert [u.index for doc in units for u in doc[:1]] == [0, 1, 2, 3]
+        whole = plan([long], settings=settings, jobs=2, split=False)
+        assert [(u.pages, u.count) for u in whole[0]] == [(None, 20)]
+
+
 class TestPageFailure:
     """A page that fails in a parallel read is reported as the sequential read reports it."""
 
