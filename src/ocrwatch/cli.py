@@ -15,10 +15,10 @@ import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -27,6 +27,9 @@ from ocrwatch.exceptions import ConfigError, DependencyError, ExitCode, Ocrwatch
 from ocrwatch.settings.choices import ExecutorKind, Mode, OutputFormat, WatchMode
 from ocrwatch.settings.model import Settings, load_settings
 from ocrwatch.support.extras import check_extras
+
+if TYPE_CHECKING:
+    from ocrwatch.recognition.parallel import Unit
 
 __all__ = ["build_parser", "main"]
 
@@ -99,9 +102,26 @@ def _ocr_parser(sub: Any) -> None:
         "--json", action="store_true", help="print one JSON object per file (text + manifest)"
     )
     ocr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ocr.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="worker processes reading pages and files at once (default: from CPUs and memory)",
+    )
     _outputs(ocr)
     _recognition(ocr)
     _common(ocr)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _run_parser(sub: Any) -> None:
@@ -228,7 +248,7 @@ def main(argv: Sequence[str] | None = None, *, quick_exit: bool = False) -> int:
         if args.command == "worker":
             _setup_logging(settings, stream=sys.stdout)
             from ocrwatch.daemon.celery_worker import run_worker
-            from ocrwatch.daemon.local_executor import default_workers
+            from ocrwatch.support.workers import default_workers
 
             return run_worker(settings, concurrency=args.concurrency or default_workers())
         if args.command == "status":
@@ -353,6 +373,7 @@ def _prepare_engines(settings: Settings) -> Any:
 
 @contextmanager
 def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
+    """Yield ``advance(pages, name)`` for a progress bar of ``total`` pages, or None."""
     if not enabled:
         yield None
         return
@@ -375,43 +396,125 @@ def _progress(total: int, *, enabled: bool) -> Iterator[Any]:
         console=Console(stderr=True),
         transient=False,
     ) as progress:
-        task = progress.add_task("recognizing", total=total)
-        yield lambda name: progress.update(task, advance=1, description=name)
+        task = progress.add_task("pages", total=total)
+        yield lambda pages, name: progress.update(task, advance=pages, description=name)
 
 
 def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
+    """Read every file, pages and files in parallel on ``--jobs`` workers; return the code."""
+    from ocrwatch.support.workers import default_workers
+
     files: list[Path] = args.files
     if args.outputs and args.output_dir is None:
         _error("--outputs needs -o/--output-dir (stdout carries the text only)")
         return int(ExitCode.USAGE)
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
+    jobs = args.jobs or default_workers()
+    show_progress = len(files) > 1 and not args.no_progress and sys.stderr.isatty()
+    units: list[tuple[Unit, ...]] = []
+    if jobs > 1 or show_progress:
+        from ocrwatch.recognition.parallel import plan
+
+        units = plan(files, settings=settings, jobs=jobs, split=not _native_pdf(settings))
+    total = sum(u.count for doc in units for u in doc) if units else len(files)
+    with _progress(total, enabled=show_progress) as advance:
+        if jobs > 1 and sum(len(doc) for doc in units) > 1:
+            return _ocr_parallel(args, settings, units, jobs=jobs, advance=advance)
+        return _ocr_sequential(args, settings, advance=advance)
+
+
+def _native_pdf(settings: Settings) -> bool:
+    """Whether the forced engine reads whole PDFs itself (then a PDF is not cut in ranges)."""
+    if not settings.engine:
+        return False
+    from ocrwatch.engines import engine_class
+
+    return bool(engine_class(settings.engine).capabilities.native_pdf)
+
+
+def _ocr_sequential(args: argparse.Namespace, settings: Settings, *, advance: Any) -> int:
+    """Read the files one after another, in this process."""
+    from ocrwatch.recognition.pipeline import recognize_file
+
+    files: list[Path] = args.files
     engines = _prepare_engines(settings)
     first_failure: int | None = None
-    show_progress = len(files) > 1 and not args.no_progress and sys.stderr.isatty()
     try:
-        with _progress(len(files), enabled=show_progress) as advance:
-            for index, path in enumerate(files):
-                code = _ocr_one(args, settings, engines, path, first=index == 0)
-                first_failure = first_failure or code
-                if advance is not None:
-                    advance(path.name)
+        for index, path in enumerate(files):
+            on_page = None if advance is None else (lambda _r, name=path.name: advance(1, name))
+
+            def read(path: Path = path, on_page: Any = on_page) -> Any:
+                return recognize_file(path, settings=settings, engines=engines, on_page=on_page)
+
+            code = _ocr_one(args, settings, path, read, first=index == 0)
+            first_failure = first_failure or code
     finally:
         engines.close()
     return first_failure or int(ExitCode.OK)
 
 
+def _ocr_parallel(
+    args: argparse.Namespace,
+    settings: Settings,
+    units: list[tuple[Unit, ...]],
+    *,
+    jobs: int,
+    advance: Any,
+) -> int:
+    """Read the files' page ranges on worker processes; print and write in file order."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ocrwatch.recognition.parallel import ParallelReader
+
+    first_failure: int | None = None
+    size = min(jobs, sum(len(doc) for doc in units))
+    on_pages = None if advance is None else (lambda n, path: advance(n, path.name))
+    path: Path = args.files[0]
+    with ParallelReader(settings, jobs=size) as reader:
+        outcomes = reader.read(units, on_pages=on_pages)
+        _preload_outputs(settings)  # while the workers start and read
+        try:
+            for index, outcome in enumerate(outcomes):
+                path = outcome.path
+                code = _ocr_one(args, settings, path, outcome.result, first=index == 0)
+                first_failure = first_failure or code
+        except BrokenProcessPool:
+            # A worker died (a native crash, the OOM killer): the pool cannot go on.
+            _error(f"{path}: a worker process ended abruptly; try --jobs 1")
+            return first_failure or int(ExitCode.ENGINE)
+    return first_failure or int(ExitCode.OK)
+
+
+def _preload_outputs(settings: Settings) -> None:
+    """Import the output writers now (about 0.5 s for the searchable PDF's libraries)."""
+    from ocrwatch.outputs import writer  # noqa: F401
+
+    if OutputFormat.PDF in settings.outputs:
+        import ocrmypdf.fpdf_renderer  # noqa: F401
+        import pikepdf.pdfa  # noqa: F401
+
+        from ocrwatch.outputs import pdf  # noqa: F401
+
+
 def _ocr_one(
-    args: argparse.Namespace, settings: Settings, engines: Any, path: Path, *, first: bool
+    args: argparse.Namespace,
+    settings: Settings,
+    path: Path,
+    read: Callable[[], Any],
+    *,
+    first: bool,
 ) -> int | None:
-    """Read one file, write or print its outputs; return its exit code when it failed."""
+    """Take one file's reading from ``read``, write or print its outputs.
+
+    Return its exit code when it failed; ConfigError and DependencyError end the command.
+    """
     from ocrwatch.outputs.writer import sidecar_path, write_outputs
-    from ocrwatch.recognition.pipeline import recognize_file
 
     bound = log.bind(path=str(path))
     source_id = str(path.resolve())
     try:
-        result = recognize_file(path, settings=settings, engines=engines)
+        result = read()
         outputs = None
         if args.output_dir is not None:
             outputs = write_outputs(

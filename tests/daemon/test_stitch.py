@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from ocrwatch.daemon import stash
 from ocrwatch.daemon.celery_worker import map_paths
 from ocrwatch.daemon.messages import Failure, PagesRead, ProbeTask, RecognizeTask, Result, Written
-from ocrwatch.daemon.stitch import Stitcher, split
+from ocrwatch.daemon.stitch import Stitcher, kept, split, spread
 from ocrwatch.engines.base import Line, PageResult
 from ocrwatch.recognition.pipeline import PageRecord
 from ocrwatch.settings.choices import Mode
@@ -54,6 +57,21 @@ class TestSplit:
         parts = split(task(tmp_path), pages=25, per_task=10)
         assert [p.pages for p in parts] == [(1, 10), (11, 20), (21, 25)]
         assert split(task(tmp_path), pages=10, per_task=10) == [task(tmp_path)]
+
+
+class TestSpread:
+    """A local pool spreads a document over idle workers only when no other job waits."""
+
+    def test_quiet_inbox_uses_every_idle_worker(self) -> None:
+        """10 pages, 2 idle workers: two ranges of 5; 3 idle: ranges of 4."""
+        assert spread(10, idle=2, waiting=0) == 5
+        assert spread(10, idle=3, waiting=0) == 4
+
+    def test_busy_inbox_keeps_files_whole(self) -> None:
+        """Another job waiting, or one idle worker, or one page: the document stays whole."""
+        assert spread(10, idle=2, waiting=1) == 10
+        assert spread(10, idle=1, waiting=0) == 10
+        assert spread(1, idle=2, waiting=0) == 1
 
 
 class TestStitcher:
@@ -105,6 +123,33 @@ class TestStitcher:
         stitcher.close()
         (whole,) = stitcher.finished()
         assert isinstance(whole.outcome, Written) and Path(whole.outcome.txt).exists()
+
+
+class TestKeptOnFullDisk:
+    """A stitched document whose outputs cannot be written is kept, not read again."""
+
+    def test_kept_then_sent_whole(self, tmp_path: Path, small_tmpfs: Path) -> None:
+        """Disk full: a transient failure, the joined pages kept beside the claimed file."""
+        with contextlib.suppress(OSError):  # more than fits: the disk is full
+            (small_tmpfs / "filler").write_bytes(b"\0" * 400_000)
+        work = tmp_path / "work" / "job"
+        work.mkdir(parents=True)
+        whole = RecognizeTask(
+            "job", "long.pdf", str(work / "long.pdf"), 1, str(small_tmpfs / "long.pdf.txt"),
+            "ab" * 32, "coord",
+        )  # fmt: skip
+        assert not kept(whole)
+        stitcher = Stitcher(load_settings(overrides={}))
+        stitcher.expect("job", 2)
+        for first, host in ((1, "a"), (3, "b")):
+            rng = replace(whole, pages=(first, first + 1))
+            stitcher.add(Result(rng, part(first, first + 1, host), seconds=1.0))
+        stitcher.close()
+        (answer,) = stitcher.finished()
+        assert answer.failure is not None and answer.failure.reason == "output_transient"
+        assert kept(whole)
+        again = stash.stashed(stash.stash_path(whole), whole)
+        assert again is not None and again.text == "page 1\fpage 2\fpage 3\fpage 4\n"
 
 
 class TestPathMap:

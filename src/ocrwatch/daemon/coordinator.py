@@ -56,7 +56,7 @@ from ocrwatch.daemon.notify import Notifications, Triggers, check_urls
 from ocrwatch.daemon.recovery import recover
 from ocrwatch.daemon.spool import Spool
 from ocrwatch.daemon.status_page import Recent, StatusPage
-from ocrwatch.daemon.stitch import Stitcher, split
+from ocrwatch.daemon.stitch import Stitcher, kept, split, spread
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
 from ocrwatch.exceptions import ConfigError
@@ -195,7 +195,7 @@ class Coordinator:
         self._refusal_count: dict[str, int] = {}
         #: Ranges of split documents handed back unrun, to send again alone.
         self._lost_ranges: deque[RecognizeTask] = deque()
-        self.split = settings.executor is ExecutorKind.CELERY and not _native_pdf(settings)
+        self.split = not _native_pdf(settings)
         self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
@@ -606,9 +606,8 @@ class Coordinator:
             refused_by=tuple(self._refusals.get(admitted.job_id, ())),
         )
         parts = [task]
-        if self.split and admitted.pages:
-            per_task = self.settings.celery.pages_per_task
-            parts = split(task, pages=admitted.pages, per_task=per_task)
+        if self.split and admitted.pages and not kept(task):
+            parts = split(task, pages=admitted.pages, per_task=self._per_task(admitted.pages))
         if len(parts) > 1:
             self.stitcher.expect(task.job_id, len(parts))
         for part in parts:
@@ -663,6 +662,12 @@ class Coordinator:
         self._resolved.pop(job_id, None)
         self._refusals.pop(job_id, None)
         self._refusal_count.pop(job_id, None)
+
+    def _per_task(self, pages: int) -> int:
+        """Pages per range: Celery's setting, or as many ranges as local workers are idle."""
+        if isinstance(self.executor, LocalExecutor):
+            return spread(pages, idle=self.executor.idle, waiting=len(self.ready))
+        return self.settings.celery.pages_per_task
 
     def _reject(self, rejections: list[Rejection]) -> None:
         for r in rejections:

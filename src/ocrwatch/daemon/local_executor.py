@@ -11,7 +11,6 @@ daemon (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import multiprocessing
 import multiprocessing.connection
@@ -30,6 +29,7 @@ import structlog
 
 from ocrwatch.daemon.messages import Failure, ProbeTask, Result, Task, dumps, loads
 from ocrwatch.support.retry import Category
+from ocrwatch.support.workers import default_workers, die_with_parent
 
 if TYPE_CHECKING:
     from ocrwatch.settings.model import Settings
@@ -38,47 +38,13 @@ __all__ = ["LocalExecutor", "default_workers"]
 
 log = structlog.get_logger()
 
-#: PP-OCR's models plus page buffers need about this much memory per worker.
-BYTES_PER_WORKER = 1536 * 1024 * 1024
-
-
-def default_workers() -> int:
-    """Return a worker count from the CPUs we may use and the memory available."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    available = _mem_available()
-    by_memory = max(1, available // BYTES_PER_WORKER) if available else cpus
-    return max(1, min(cpus, by_memory))
-
-
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
-
 
 # --- the child side ---------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except OSError:  # not glibc Linux: orphans then end at EOF on their pipe
-        pass
-
-
 def _worker_main(conn: Connection, settings: Settings, parent_pid: int) -> None:
     """Serve tasks from ``conn`` until it closes; runs in the child process."""
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(0)
     # The daemon handles SIGINT/SIGTERM and finishes or hands back our work itself. systemd
@@ -181,6 +147,11 @@ class LocalExecutor:
     def capacity(self) -> int:
         """Return how many more tasks the workers can take now."""
         return sum(self.depth - len(s.tasks) for s in self._slots)
+
+    @property
+    def idle(self) -> int:
+        """Return how many workers have no task at all (a document may spread over them)."""
+        return sum(not s.tasks for s in self._slots)
 
     @property
     def probe_capacity(self) -> int:

@@ -1,33 +1,37 @@
 """Long documents in parts: split a job into page-range tasks, stitch the answers, write.
 
 One 300-page PDF must not hold one worker for ten minutes: the coordinator sends its
-pages in ranges of ``celery.pages_per_task``, collects each range's :class:`PagesRead`,
-and once all are in writes the outputs itself (the same atomic writer the workers use), on
-a thread of its own: a searchable PDF of hundreds of pages takes long enough to hold up the
-coordinator's loop (and its systemd watchdog). The first failed range fails the job; its
-other ranges are cancelled.
+pages in ranges of ``celery.pages_per_task`` to Celery workers, and to the local pool in as
+many ranges as workers are idle when nothing else waits (:func:`spread`: a quiet inbox puts
+every core on one document, a busy one keeps each worker on files of its own). It collects
+each range's :class:`PagesRead`, and once all are in writes the outputs itself (the same
+atomic writer the workers use), on a thread of its own: a searchable PDF of hundreds of
+pages takes long enough to hold up the coordinator's loop (and its systemd watchdog). The
+first failed range fails the job; its other ranges are cancelled.
 """
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocrwatch.daemon import stash
 from ocrwatch.daemon.execute import written
 from ocrwatch.daemon.failures import classify
 from ocrwatch.daemon.messages import Failure, PagesRead, RecognizeTask, Result, Written
-from ocrwatch.exceptions import OutputError
+from ocrwatch.exceptions import OutputError, TransientOutputError
 from ocrwatch.recognition.documents import SourceInfo
-from ocrwatch.recognition.pipeline import DocumentResult
+from ocrwatch.recognition.pipeline import DocumentResult, join_ranges
 from ocrwatch.settings.choices import Mode
 from ocrwatch.settings.resolve import effective_settings, with_task_values
 
 if TYPE_CHECKING:
     from ocrwatch.settings.model import Settings
 
-__all__ = ["Stitcher", "split"]
+__all__ = ["Stitcher", "kept", "split", "spread"]
 
 
 def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTask]:
@@ -38,6 +42,23 @@ def split(task: RecognizeTask, *, pages: int, per_task: int) -> list[RecognizeTa
         replace(task, pages=(first, min(first + per_task - 1, pages)))
         for first in range(1, pages + 1, per_task)
     ]
+
+
+def kept(task: RecognizeTask) -> bool:
+    """Whether an earlier attempt kept ``task``'s recognition (then it is sent whole)."""
+    path = stash.stash_path(task)
+    return path is not None and path.exists()
+
+
+def spread(pages: int, *, idle: int, waiting: int) -> int:
+    """Return pages per range for a local pool: ``pages`` (one task) unless it can spread.
+
+    A document spreads over the ``idle`` workers only when no other job is ``waiting`` for
+    one: then each idle worker gets one range, the ranges as even as the pages allow.
+    """
+    if waiting or idle < 2 or pages < 2:
+        return pages
+    return math.ceil(pages / idle)
 
 
 @dataclass(slots=True)
@@ -124,35 +145,45 @@ class Stitcher:
         from ocrwatch.outputs import writer as outputs
 
         first = ranges[0]
-        records = tuple(r for part in ranges for r in part.records)
-        engines = dict(e for part in ranges for e in part.engines)
-        timings: dict[str, float] = {}
-        for part in ranges:
-            for key, value in part.timings.items():
-                timings[key] = round(timings.get(key, 0.0) + value, 4)
         if task.settings is not None:  # what the ranges were read with
             effective = with_task_values(self.settings, task.settings.values)
             profile = task.settings.profile
         else:
             effective, profile = effective_settings(self.settings, task.relpath)
-        result = DocumentResult(
-            source=SourceInfo(
-                Path(task.path), first.size, first.sha256, first.format, len(records)
-            ),
-            pages=records,
-            mode=Mode(effective.mode),
-            languages=tuple(effective.languages),
-            engines=engines,
-            timings=timings,
-            attempts=max((r.attempts for r in records), default=1),
+        pages = sum(len(part.records) for part in ranges)
+        source = SourceInfo(Path(task.path), first.size, first.sha256, first.format, pages)
+        result = join_ranges(
+            [
+                DocumentResult(
+                    source=source,
+                    pages=part.records,
+                    mode=Mode(effective.mode),
+                    languages=tuple(effective.languages),
+                    engines=dict(part.engines),
+                    timings=dict(part.timings),
+                    attempts=max((r.attempts for r in part.records), default=1),
+                )
+                for part in ranges
+            ]
         )
         by = [dict(part.processed_by) for part in ranges]
         job = {"id": task.job_id, "attempt": task.attempt, "daemon": task.coordinator}
-        paths = outputs.write_outputs(
-            result,
-            txt_path=Path(task.out_txt),
-            source_id=task.relpath,
-            extra={"job": job, "processed_by": by[0], "pages_processed_by": by, "profile": profile},
-            formats=effective.outputs,
-        )
+        try:
+            paths = outputs.write_outputs(
+                result,
+                txt_path=Path(task.out_txt),
+                source_id=task.relpath,
+                extra={
+                    "job": job,
+                    "processed_by": by[0],
+                    "pages_processed_by": by,
+                    "profile": profile,
+                },
+                formats=effective.outputs,
+            )
+        except TransientOutputError:
+            # The disk is full or the share away: the next attempt is sent whole and its
+            # worker reads this back (see kept), never the pages again.
+            stash.keep(stash.stash_path(task), result)
+            raise
         return written(result, paths, first.processed_by)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -33,6 +33,7 @@ __all__ = [
     "check_engines",
     "check_profiles",
     "engines_needed",
+    "join_ranges",
     "recognize_file",
 ]
 
@@ -288,6 +289,31 @@ def recognize_file(
         engines={name: engines.get(name).version() for name in sorted(used)},
         timings={k: round(v, 4) for k, v in timer.totals.items()},
         attempts=max((r.attempts for r in records), default=1),
+    )
+
+
+def join_ranges(
+    parts: Sequence[DocumentResult], *, source: documents.SourceInfo | None = None
+) -> DocumentResult:
+    """Return one document made of ``parts``, page ranges read apart, given in page order.
+
+    Pages are concatenated, engines merged, timings summed, the attempts are the most any
+    part took; mode and languages are the first part's, and so is the source unless
+    ``source`` is given. Raises ValueError for no parts.
+    """
+    if not parts:
+        raise ValueError("no page ranges to join")
+    timings: dict[str, float] = {}
+    for part in parts:
+        for key, value in part.timings.items():
+            timings[key] = round(timings.get(key, 0.0) + value, 4)
+    return replace(
+        parts[0],
+        source=source or parts[0].source,
+        pages=tuple(record for part in parts for record in part.pages),
+        engines=dict(sorted({k: v for part in parts for k, v in part.engines.items()}.items())),
+        timings=timings,
+        attempts=max(part.attempts for part in parts),
     )
 
 
