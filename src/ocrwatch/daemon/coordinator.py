@@ -27,13 +27,12 @@ from typing import Any
 import structlog
 
 from ocrwatch._version import __version__
-from ocrwatch.daemon.disposition import Disposition, DocumentLine
+from ocrwatch.daemon.disposition import Disposition
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake, Rejection
 from ocrwatch.daemon.journal import (
     JOURNAL_NAME,
-    TERMINAL_STATES,
     Job,
     Journal,
     State,
@@ -52,10 +51,11 @@ from ocrwatch.daemon.messages import (
     Written,
 )
 from ocrwatch.daemon.metrics import Metrics
-from ocrwatch.daemon.notify import Notifications, Triggers, check_urls
+from ocrwatch.daemon.notify import Notifications, check_urls
 from ocrwatch.daemon.recovery import recover
+from ocrwatch.daemon.reporting import Reporting
 from ocrwatch.daemon.spool import Spool
-from ocrwatch.daemon.status_page import Recent, StatusPage
+from ocrwatch.daemon.status_page import StatusPage
 from ocrwatch.daemon.stitch import Stitcher, kept, split, spread
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
@@ -176,16 +176,16 @@ class Coordinator:
         self.notifier = notifier
         self.spool = Spool(layout, instance_id=instance)
         self.metrics = metrics
-        self.page = page
-        self.notifications = notifications or Notifications(settings)
-        self.triggers = Triggers(settings, self.notifications.enqueue)
+        self.reporting = Reporting(
+            settings, metrics=metrics, page=page, notifications=notifications
+        )
         self.disposition = Disposition(
             settings=settings,
             layout=layout,
             journal=journal,
             spool=self.spool,
             mounts=mounts,
-            observer=self._observe,
+            observer=self.reporting.document,
         )
         self.stitcher = Stitcher(settings)
         #: job id -> the settings its file is read with, resolved once (see _task_settings).
@@ -228,7 +228,7 @@ class Coordinator:
             settings=self.settings.masked(),
         )
         old_handlers = self._install_signals()
-        self.notifications.start()
+        self.reporting.start()
         try:
             self.executor.start()
             self._sweep()
@@ -241,14 +241,10 @@ class Coordinator:
             self._loop()
             self._drain()
         except Exception as exc:
-            self.triggers.stopped(exc)
+            self.reporting.stopped(exc)
             raise
         finally:
-            self.notifications.close()
-            if self.metrics is not None:
-                self.metrics.close()
-            if self.page is not None:
-                self.page.close()
+            self.reporting.close()
             self.watcher.stop()
             self.executor.close()
             self.stitcher.close()  # a write still running ends first; its job stays claimed
@@ -290,36 +286,6 @@ class Coordinator:
         ):
             old[signum] = signal.signal(signum, handler)
         return old
-
-    def _observe(self, event: str, job: Job, line: DocumentLine) -> None:
-        if self.metrics is not None:
-            self.metrics.document(event, line.outcome, line.reason, line.duration_s)
-        if event == "document.quarantined":
-            why = line.reason or "quarantined"
-            self.triggers.quarantined(
-                job_id=job.job_id, relpath=job.relpath, reason=why, message=line.error or ""
-            )
-        elif event == "document.retry_scheduled" and line.reason != "finish_failed":
-            self.triggers.retrying(
-                job_id=job.job_id,
-                relpath=job.relpath,
-                attempts=job.attempts,
-                reason=line.reason,
-                message=line.error,
-            )
-        else:
-            self.triggers.finished(job.job_id)
-        if self.page is not None and event != "document.retry_scheduled":
-            doc = Recent(
-                at=time.time(),
-                relpath=job.relpath,
-                pages=job.pages,
-                engine=job.engine,
-                seconds=line.duration_s,
-                outcome=line.outcome,
-                reason=line.reason,
-            )
-            self.page.record(doc)
 
     def _overflow(self) -> None:
         log.warning("watch.overflow", detail="kernel dropped events; rescanning the inbox")
@@ -411,13 +377,14 @@ class Coordinator:
         if now >= timers.status:
             text = self._status_text()
             self.notifier.status(text)
-            if self.page is not None:
-                self.page.publish(text)
+            self.reporting.status(text)
             timers.status = now + _STATUS_EVERY
             with self._guard("workers"):
                 self._workers()
             with self._guard("notify"):
-                self._conditions(now)
+                self.reporting.conditions(
+                    now, layout=self.layout, mounts=self.mounts, journal=self.journal
+                )
         beat = now >= timers.heartbeat and self.mounts.inbox_ok
         if beat:
             with self._guard("heartbeat"):
@@ -442,23 +409,6 @@ class Coordinator:
                 workers=workers,
                 unjournaled=len(self.intake.gate) + len(self.intake.unjournaled),
             )
-
-    def _conditions(self, now: float) -> None:
-        """Tell the notification triggers how the shares and the backlog are doing."""
-        if not self.notifications.enabled:
-            return
-        for share, ok in (("inbox", self.mounts.inbox_ok), ("outbox", self.mounts.outbox_ok)):
-            path = display(getattr(self.layout, share))
-            self.triggers.share(share, ok=ok, path=path, now=now)
-        counts = self.journal.counts()
-        pending = sum(n for s, n in counts.items() if State(s) not in TERMINAL_STATES)
-        oldest = self.journal.oldest_unfinished()
-        self.triggers.backlog(
-            oldest=oldest,
-            pending=pending,
-            now=time.time(),
-            name=lambda: next((j.relpath for j in self.journal.unfinished()), None),
-        )
 
     def _log_signals(self) -> None:
         while self._signals:
