@@ -33,6 +33,7 @@ from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake, Rejection
 from ocrwatch.daemon.journal import (
     JOURNAL_NAME,
+    Changes,
     Job,
     Journal,
     State,
@@ -49,6 +50,8 @@ from ocrwatch.daemon.messages import (
     Result,
     TaskSettings,
     Written,
+    dump_settings,
+    load_settings,
 )
 from ocrwatch.daemon.metrics import Metrics
 from ocrwatch.daemon.notify import Notifications, check_urls
@@ -63,7 +66,7 @@ from ocrwatch.exceptions import ConfigError
 from ocrwatch.outputs.writer import sidecar_path
 from ocrwatch.settings.choices import ExecutorKind
 from ocrwatch.settings.model import Settings
-from ocrwatch.settings.resolve import after_success_for, task_values, values_digest
+from ocrwatch.settings.resolve import after_success_for
 from ocrwatch.support import fsutil
 from ocrwatch.support.fsutil import display
 from ocrwatch.support.retry import Category
@@ -564,17 +567,36 @@ class Coordinator:
             self.executor.submit(part)
 
     def _task_settings(self, job: Job) -> TaskSettings:
-        """Return what decides ``job``'s result, resolved once (the coordinator's decision).
+        """Return what decides ``job``'s result: the settings kept with it when it was claimed.
 
         The mode, languages, engines and their sections, outputs and the hot-folder profile
-        travel with every task of the job (its retries and page ranges alike); settings do
-        not change while the coordinator runs (SIGHUP reloads nothing).
+        travel with every task of the job (its retries and page ranges alike, and after a
+        restart with other settings). A job claimed by an older ocrwatch (nothing kept) is
+        resolved now and kept; one whose kept settings cannot be read is resolved again.
         """
         resolved = self._resolved.get(job.job_id)
+        if resolved is not None:
+            return resolved
+        why = "not kept with the job"
+        if job.settings is not None:
+            try:
+                resolved = load_settings(job.settings)
+            except ValueError as exc:
+                why = str(exc)
         if resolved is None:
-            values, profile = task_values(self.settings, job.relpath)
-            resolved = TaskSettings(values_digest(values), values, profile)
-            self._resolved[job.job_id] = resolved
+            resolved = TaskSettings.resolve(self.settings, job.relpath)
+            say = log.info if job.settings is None else log.warning
+            say(
+                "job.settings_resolved_again",
+                job_id=job.job_id,
+                relpath=display(job.relpath),
+                reason=why,
+            )
+            try:
+                self.journal.update(job.job_id, changes=Changes(settings=dump_settings(resolved)))
+            except sqlite3.OperationalError as exc:  # kept in memory for this run
+                log.warning("journal.write_failed", stage="settings", error=str(exc))
+        self._resolved[job.job_id] = resolved
         return resolved
 
     def _refused(self, task: RecognizeTask, refused: Refused) -> None:
