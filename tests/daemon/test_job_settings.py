@@ -9,6 +9,7 @@ import pytest
 
 from ocrwatch.daemon.journal import Changes, Journal, State
 from ocrwatch.daemon.messages import SCHEMA_VERSION, TaskSettings, dump_settings, load_settings
+from ocrwatch.daemon.status import collect
 from ocrwatch.settings.model import load_settings as load_config
 
 #: The jobs table of a journal written before the settings were kept with each job.
@@ -86,3 +87,18 @@ class TestKeptSettings:
         text = dump_settings(spanish()).replace('"spa"', '"eng"')
         with pytest.raises(ValueError, match="digest"):
             load_settings(text)
+
+
+def test_status_shows_what_a_retrying_file_is_read_with(tmp_path: Path) -> None:
+    """``ocrwatch status`` names the kept profile and languages of a file waiting to retry."""
+    profile = {"match": "es/**", "name": "spanish", "languages": "spa"}
+    kept = TaskSettings.resolve(load_config(overrides={"profiles": [profile]}), "es/a.png")
+    journal = Journal(tmp_path / "j.sqlite3")
+    job = journal.add("es/a.png")
+    journal.update(job.job_id, state=State.RETRY, changes=Changes(settings=dump_settings(kept)))
+    other = journal.add("b.png")
+    journal.update(other.job_id, state=State.RETRY, changes=Changes(settings="garbage"))
+    rows = {f["relpath"]: f for f in collect(journal)["recent_failures"]}
+    assert rows["es/a.png"]["read_with"] == {"profile": "spanish", "languages": ["spa"]}
+    assert rows["b.png"]["read_with"] is None
+    journal.close()
