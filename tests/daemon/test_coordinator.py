@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 import structlog
@@ -410,7 +411,7 @@ def probed_and_claimed(coordinator: Coordinator, fake: FakeExecutor, rel: str) -
     return probe.job_id
 
 
-def restarted(tmp_path: Path, old: Stages, **overrides: object) -> tuple[Coordinator, Stages]:
+def restarted(tmp_path: Path, old: Stages, **overrides: Any) -> tuple[Coordinator, Stages]:
     """Return a new coordinator on ``old``'s journal and folders, with other settings."""
     old.journal.close()
     stages = build(tmp_path, **overrides)

@@ -247,7 +247,7 @@ class Job:
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Job:
         names = row.keys()  # a journal not migrated yet (status reads it as it is)
-        data = {k: row[k] if k in names else None for k in _FIELDS}
+        data: dict[str, Any] = {k: row[k] if k in names else None for k in _FIELDS}
         data["state"] = State(data["state"])
         for key in _PATH_FIELDS:
             data[key] = _path_out(data[key])
