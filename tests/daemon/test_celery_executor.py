@@ -11,6 +11,7 @@ a list of kombu messages. No broker, no worker, no process (the probe pool is no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time as real_time
@@ -731,6 +732,16 @@ class TestAdoption:
         first.close()
         again = start()
         again.submit(task(attempt=2))
+        assert len(app.sent) == 2 and app.sent[1]["task_id"] != app.sent[0]["task_id"]
+
+    def test_task_with_other_settings_is_sent(self, start: Start, app: FakeApp) -> None:
+        """A task sent with other settings than the job's is not taken up: it is published."""
+        first = start()
+        first.submit(task())
+        first.close()
+        again = start()
+        other = TaskSettings(digest="d2", values={"languages": ["eng"]}, profile=None)
+        again.submit(dataclasses.replace(task(), settings=other))
         assert len(app.sent) == 2 and app.sent[1]["task_id"] != app.sent[0]["task_id"]
 
     def test_unadopted_tasks_dropped_after_a_lease(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
+import structlog
 
 from daemon.conftest import Stages, build
 from imaging import render_lines, save
@@ -28,6 +30,7 @@ from ocrwatch.daemon.messages import (
     Task,
     TaskSettings,
     Written,
+    load_settings,
 )
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.settings.resolve import task_values, values_digest
@@ -391,6 +394,119 @@ class TestTaskSettings:
         coordinator._dispatch()
         again = recognitions(fake)[1]
         assert again.settings is not None and again.settings is first.settings
+
+
+def probed_and_claimed(coordinator: Coordinator, fake: FakeExecutor, rel: str) -> str:
+    """Claim inbox file ``rel`` the way the daemon does (probe, answer); return its job id."""
+    save(render_lines(["hola"], size=24), coordinator.layout.inbox / rel)
+    coordinator.intake.seen(coordinator.layout.inbox / rel)
+    coordinator.intake.check_gate()
+    coordinator.intake.check_gate()
+    coordinator._dispatch()
+    probe = [t for t in fake.submitted if isinstance(t, ProbeTask)][-1]
+    fake.running.remove(probe)
+    report = ProbeReport(sha256="cd" * 32, size=1, format="png", pages=1)
+    coordinator._handle(Result(probe, report))
+    assert probe.job_id in coordinator.ready
+    return probe.job_id
+
+
+def restarted(tmp_path: Path, old: Stages, **overrides: Any) -> tuple[Coordinator, Stages]:
+    """Return a new coordinator on ``old``'s journal and folders, with other settings."""
+    old.journal.close()
+    stages = build(tmp_path, **overrides)
+    coordinator = Coordinator(
+        stages.settings, layout=stages.layout, mounts=stages.mounts, journal=stages.journal,
+        instance="me", executor=_is_executor(FakeExecutor()), notifier=Notifier.from_env({}),
+    )  # fmt: skip
+    return coordinator, stages
+
+
+class TestKeptSettings:
+    """The settings resolved at claim are kept in the journal: a restart sends the same."""
+
+    def test_retry_after_restart_sends_the_original_settings(self, tmp_path: Path) -> None:
+        """Claimed as spa, failed once, restarted with eng: the retry is still read as spa."""
+        stages = build(tmp_path, languages="spa")
+        fake = FakeExecutor()
+        first_run = Coordinator(
+            stages.settings, layout=stages.layout, mounts=stages.mounts, journal=stages.journal,
+            instance="me", executor=_is_executor(fake), notifier=Notifier.from_env({}),
+        )  # fmt: skip
+        job_id = probed_and_claimed(first_run, fake, "a.png")
+        first_run._dispatch()
+        [first] = recognitions(fake)
+        assert first.settings is not None and first.settings.languages == ("spa",)
+        fake.running.remove(first)
+        first_run._handle(Result(first, Failure(Category.TRANSIENT, "busy", "try later")))
+        coordinator, stages = restarted(tmp_path, stages, languages="eng")
+        assert stages.settings.languages == ["eng"]
+        coordinator.ready.append(job_id)
+        coordinator._dispatch()
+        assert isinstance(coordinator.executor, FakeExecutor)
+        [again] = recognitions(coordinator.executor)
+        assert again.job_id == job_id and again.attempt == 2
+        assert again.settings == first.settings
+        assert again.settings is not None and again.settings.languages == ("spa",)
+        stages.journal.close()
+
+    def test_claimed_before_restart_keeps_its_profile(self, tmp_path: Path) -> None:
+        """A file claimed in a profile's folder keeps that profile after it was removed."""
+        profile = {"match": "es/**", "name": "spanish", "languages": "spa"}
+        stages = build(tmp_path, profiles=[profile])
+        fake = FakeExecutor()
+        first_run = Coordinator(
+            stages.settings, layout=stages.layout, mounts=stages.mounts, journal=stages.journal,
+            instance="me", executor=_is_executor(fake), notifier=Notifier.from_env({}),
+        )  # fmt: skip
+        (stages.layout.inbox / "es").mkdir()
+        job_id = probed_and_claimed(first_run, fake, "es/a.png")
+        coordinator, stages = restarted(tmp_path, stages)
+        coordinator.ready.append(job_id)
+        coordinator._dispatch()
+        assert isinstance(coordinator.executor, FakeExecutor)
+        [task] = recognitions(coordinator.executor)
+        assert task.settings is not None
+        assert task.settings.profile == "spanish" and task.settings.languages == ("spa",)
+        stages.journal.close()
+
+    def test_old_row_is_resolved_once_and_kept(
+        self, coordinator: Coordinator, fake: FakeExecutor
+    ) -> None:
+        """A job claimed without kept settings (an older journal) gets them at its dispatch."""
+        job = claimed(coordinator)
+        assert job.settings is None
+        coordinator.ready.append(job.job_id)
+        coordinator._dispatch()
+        [task] = recognitions(fake)
+        kept = coordinator.journal.get(job.job_id)
+        assert kept is not None and kept.settings is not None
+        assert task.settings == load_settings(kept.settings)
+
+    @pytest.mark.parametrize(
+        "stored", ['{"v":1,"settings":{}}', "garbage", '{"v":2,"settings":{"digest":"x"}}']
+    )
+    def test_unreadable_settings_are_resolved_again(
+        self, coordinator: Coordinator, fake: FakeExecutor, stored: str
+    ) -> None:
+        """Kept settings of another version or unreadable: resolved again, said once, kept."""
+        job = claimed(coordinator)
+        coordinator.journal.update(job.job_id, changes=Changes(settings=stored))
+        coordinator.ready.append(job.job_id)
+        with structlog.testing.capture_logs() as logs:
+            coordinator._dispatch()
+            [task] = recognitions(fake)
+            fake.running.remove(task)
+            coordinator._handle(Result(task, Failure(Category.REQUEUED, "requeued", "lease")))
+            coordinator._dispatch()
+        again = [e for e in logs if e["event"] == "job.settings_resolved_again"]
+        assert len(again) == 1 and again[0]["log_level"] == "warning" and again[0]["reason"]
+        values, profile = task_values(coordinator.settings, job.relpath)
+        assert task.settings == TaskSettings(values_digest(values), values, profile)
+        assert recognitions(fake)[1].settings == task.settings
+        kept = coordinator.journal.get(job.job_id)
+        assert kept is not None and kept.settings is not None
+        assert load_settings(kept.settings) == task.settings
 
 
 def refused(node: str) -> Refused:

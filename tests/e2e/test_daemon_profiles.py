@@ -11,6 +11,7 @@ import pytest
 
 from e2e.conftest import Daemon, Folders, base_env, wait_until
 from imaging import render_lines, save
+from stub_engines import stub_site
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +92,38 @@ class TestProfiles:
         )
         assert check.returncode == 3, check.stdout + check.stderr
         assert f"profile {named!r}" in check.stdout + check.stderr
+
+
+class TestRestart:
+    """What a claimed file is read with is decided once: a restart with other settings keeps it."""
+
+    def test_claimed_file_keeps_its_languages(
+        self, folders: Folders, make_daemon: Callable[..., Daemon]
+    ) -> None:
+        """Claimed as spa, held by a slow engine, restarted with eng: still read as spa."""
+        site = stub_site(folders.root / "site")
+        daemon = make_daemon(
+            engine="stub", languages="spa", workers=1, stop_timeout=0.1,
+            test_stub_seconds=120,
+        )  # fmt: skip
+        daemon.env["PYTHONPATH"] = site
+        daemon.start()
+        save(render_lines(["hola"], size=30), folders.inbox / "a.png")
+        wait_until(
+            lambda: folders.work.exists() and any(folders.work.rglob("a.png")),
+            timeout=60,
+            what="a.png claimed",
+        )
+        assert daemon.stop(group=True) == 0
+        assert list(folders.work.rglob("a.png")), "a.png should be left claimed"
+
+        daemon.env["OCRWATCH_LANGUAGES"] = "eng"
+        daemon.env["OCRWATCH_TEST_STUB_SECONDS"] = "0"
+        daemon.start()
+        save(render_lines(["hello"], size=30), folders.inbox / "b.png")
+        wait_until(lambda: folders.accounted(["a.png", "b.png"]), timeout=90, what="both read")
+        assert daemon.stop() == 0
+        assert (folders.outbox / "a.png.txt").read_text().strip() == "read spa"
+        assert _manifest(folders, "a.png")["languages"] == ["spa"]
+        assert (folders.outbox / "b.png.txt").read_text().strip() == "read eng"
+        assert _manifest(folders, "b.png")["languages"] == ["eng"]

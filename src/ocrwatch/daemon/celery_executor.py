@@ -17,8 +17,8 @@ and ``broker.available`` when it ends; leases restart then (an outage is nobody'
 A task whose answer could not be stored because of an outage comes back ``REQUEUED``.
 
 Every task sent is also recorded in Redis (``ocrwatch:sent:<queue>``): a restarted
-coordinator takes up the tasks it had sent (same job, attempt and range) and their answers
-instead of sending them again. A task a worker refused goes to another worker's own queue
+coordinator takes up the tasks it had sent (same job, attempt, range and settings) and their
+answers instead of sending them again. A task a worker refused goes to another worker's own queue
 (Celery's ``worker_direct``) when a live one is known.
 """
 
@@ -78,10 +78,15 @@ class _Sent:
     direct: str = ""
 
 
-def _adoption_key(task: Task) -> tuple[str, int, tuple[int, int] | None] | None:
+_AdoptionKey = tuple[str, int, tuple[int, int] | None, str | None]
+
+
+def _adoption_key(task: Task) -> _AdoptionKey | None:
+    """Return what a task sent before must share to be taken up: job, attempt, range, settings."""
     if not isinstance(task, RecognizeTask):
         return None
-    return (task.job_id, task.attempt, task.pages)
+    digest = task.settings.digest if task.settings is not None else None
+    return (task.job_id, task.attempt, task.pages, digest)
 
 
 class CeleryExecutor:
@@ -111,8 +116,8 @@ class CeleryExecutor:
         self._nodes: dict[str, float] = {}
         self._broker_client: Any = None  # redis-py, made by the first queue check
         self._sent_key = f"ocrwatch:sent:{self.conf.queue}"
-        #: Tasks an earlier run of the coordinator sent, by (job, attempt, range) -> task id.
-        self._adoptable: dict[tuple[str, int, tuple[int, int] | None], str] = {}
+        #: Tasks an earlier run sent, by (job, attempt, range, settings digest) -> task id.
+        self._adoptable: dict[_AdoptionKey, str] = {}
         self._adopt_until = 0.0
         self._loaded = False
         self._revocations: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -449,7 +454,7 @@ class CeleryExecutor:
             log.info("tasks.adoptable", tasks=len(self._adoptable))
 
     def _adopt(self, task: Task) -> bool:
-        """Take up an earlier run's task for the same job, attempt and range; True if so."""
+        """Take up an earlier run's task for the same job, attempt, range, settings; True if so."""
         key = _adoption_key(task)
         tid = self._adoptable.pop(key, None) if key is not None else None
         if tid is None:

@@ -27,13 +27,13 @@ from typing import Any
 import structlog
 
 from ocrwatch._version import __version__
-from ocrwatch.daemon.disposition import Disposition, DocumentLine
+from ocrwatch.daemon.disposition import Disposition
 from ocrwatch.daemon.executor import Executor
 from ocrwatch.daemon.folders import Layout, Mounts, check_layout, resolve_layout
 from ocrwatch.daemon.intake import Intake, Rejection
 from ocrwatch.daemon.journal import (
     JOURNAL_NAME,
-    TERMINAL_STATES,
+    Changes,
     Job,
     Journal,
     State,
@@ -50,12 +50,15 @@ from ocrwatch.daemon.messages import (
     Result,
     TaskSettings,
     Written,
+    dump_settings,
+    load_settings,
 )
 from ocrwatch.daemon.metrics import Metrics
-from ocrwatch.daemon.notify import Notifications, Triggers, check_urls
+from ocrwatch.daemon.notify import Notifications, check_urls
 from ocrwatch.daemon.recovery import recover
+from ocrwatch.daemon.reporting import Reporting
 from ocrwatch.daemon.spool import Spool
-from ocrwatch.daemon.status_page import Recent, StatusPage
+from ocrwatch.daemon.status_page import StatusPage
 from ocrwatch.daemon.stitch import Stitcher, kept, split, spread
 from ocrwatch.daemon.systemd import Notifier
 from ocrwatch.daemon.watch import Watcher
@@ -63,7 +66,7 @@ from ocrwatch.exceptions import ConfigError
 from ocrwatch.outputs.writer import sidecar_path
 from ocrwatch.settings.choices import ExecutorKind
 from ocrwatch.settings.model import Settings
-from ocrwatch.settings.resolve import after_success_for, task_values, values_digest
+from ocrwatch.settings.resolve import after_success_for
 from ocrwatch.support import fsutil
 from ocrwatch.support.fsutil import display
 from ocrwatch.support.retry import Category
@@ -176,16 +179,16 @@ class Coordinator:
         self.notifier = notifier
         self.spool = Spool(layout, instance_id=instance)
         self.metrics = metrics
-        self.page = page
-        self.notifications = notifications or Notifications(settings)
-        self.triggers = Triggers(settings, self.notifications.enqueue)
+        self.reporting = Reporting(
+            settings, metrics=metrics, page=page, notifications=notifications
+        )
         self.disposition = Disposition(
             settings=settings,
             layout=layout,
             journal=journal,
             spool=self.spool,
             mounts=mounts,
-            observer=self._observe,
+            observer=self.reporting.document,
         )
         self.stitcher = Stitcher(settings)
         #: job id -> the settings its file is read with, resolved once (see _task_settings).
@@ -228,7 +231,7 @@ class Coordinator:
             settings=self.settings.masked(),
         )
         old_handlers = self._install_signals()
-        self.notifications.start()
+        self.reporting.start()
         try:
             self.executor.start()
             self._sweep()
@@ -241,14 +244,10 @@ class Coordinator:
             self._loop()
             self._drain()
         except Exception as exc:
-            self.triggers.stopped(exc)
+            self.reporting.stopped(exc)
             raise
         finally:
-            self.notifications.close()
-            if self.metrics is not None:
-                self.metrics.close()
-            if self.page is not None:
-                self.page.close()
+            self.reporting.close()
             self.watcher.stop()
             self.executor.close()
             self.stitcher.close()  # a write still running ends first; its job stays claimed
@@ -290,36 +289,6 @@ class Coordinator:
         ):
             old[signum] = signal.signal(signum, handler)
         return old
-
-    def _observe(self, event: str, job: Job, line: DocumentLine) -> None:
-        if self.metrics is not None:
-            self.metrics.document(event, line.outcome, line.reason, line.duration_s)
-        if event == "document.quarantined":
-            why = line.reason or "quarantined"
-            self.triggers.quarantined(
-                job_id=job.job_id, relpath=job.relpath, reason=why, message=line.error or ""
-            )
-        elif event == "document.retry_scheduled" and line.reason != "finish_failed":
-            self.triggers.retrying(
-                job_id=job.job_id,
-                relpath=job.relpath,
-                attempts=job.attempts,
-                reason=line.reason,
-                message=line.error,
-            )
-        else:
-            self.triggers.finished(job.job_id)
-        if self.page is not None and event != "document.retry_scheduled":
-            doc = Recent(
-                at=time.time(),
-                relpath=job.relpath,
-                pages=job.pages,
-                engine=job.engine,
-                seconds=line.duration_s,
-                outcome=line.outcome,
-                reason=line.reason,
-            )
-            self.page.record(doc)
 
     def _overflow(self) -> None:
         log.warning("watch.overflow", detail="kernel dropped events; rescanning the inbox")
@@ -411,13 +380,14 @@ class Coordinator:
         if now >= timers.status:
             text = self._status_text()
             self.notifier.status(text)
-            if self.page is not None:
-                self.page.publish(text)
+            self.reporting.status(text)
             timers.status = now + _STATUS_EVERY
             with self._guard("workers"):
                 self._workers()
             with self._guard("notify"):
-                self._conditions(now)
+                self.reporting.conditions(
+                    now, layout=self.layout, mounts=self.mounts, journal=self.journal
+                )
         beat = now >= timers.heartbeat and self.mounts.inbox_ok
         if beat:
             with self._guard("heartbeat"):
@@ -442,23 +412,6 @@ class Coordinator:
                 workers=workers,
                 unjournaled=len(self.intake.gate) + len(self.intake.unjournaled),
             )
-
-    def _conditions(self, now: float) -> None:
-        """Tell the notification triggers how the shares and the backlog are doing."""
-        if not self.notifications.enabled:
-            return
-        for share, ok in (("inbox", self.mounts.inbox_ok), ("outbox", self.mounts.outbox_ok)):
-            path = display(getattr(self.layout, share))
-            self.triggers.share(share, ok=ok, path=path, now=now)
-        counts = self.journal.counts()
-        pending = sum(n for s, n in counts.items() if State(s) not in TERMINAL_STATES)
-        oldest = self.journal.oldest_unfinished()
-        self.triggers.backlog(
-            oldest=oldest,
-            pending=pending,
-            now=time.time(),
-            name=lambda: next((j.relpath for j in self.journal.unfinished()), None),
-        )
 
     def _log_signals(self) -> None:
         while self._signals:
@@ -614,17 +567,36 @@ class Coordinator:
             self.executor.submit(part)
 
     def _task_settings(self, job: Job) -> TaskSettings:
-        """Return what decides ``job``'s result, resolved once (the coordinator's decision).
+        """Return what decides ``job``'s result: the settings kept with it when it was claimed.
 
         The mode, languages, engines and their sections, outputs and the hot-folder profile
-        travel with every task of the job (its retries and page ranges alike); settings do
-        not change while the coordinator runs (SIGHUP reloads nothing).
+        travel with every task of the job (its retries and page ranges alike, and after a
+        restart with other settings). A job claimed by an older ocrwatch (nothing kept) is
+        resolved now and kept; one whose kept settings cannot be read is resolved again.
         """
         resolved = self._resolved.get(job.job_id)
+        if resolved is not None:
+            return resolved
+        why = "not kept with the job"
+        if job.settings is not None:
+            try:
+                resolved = load_settings(job.settings)
+            except ValueError as exc:
+                why = str(exc)
         if resolved is None:
-            values, profile = task_values(self.settings, job.relpath)
-            resolved = TaskSettings(values_digest(values), values, profile)
-            self._resolved[job.job_id] = resolved
+            resolved = TaskSettings.resolve(self.settings, job.relpath)
+            say = log.info if job.settings is None else log.warning
+            say(
+                "job.settings_resolved_again",
+                job_id=job.job_id,
+                relpath=display(job.relpath),
+                reason=why,
+            )
+            try:
+                self.journal.update(job.job_id, changes=Changes(settings=dump_settings(resolved)))
+            except sqlite3.OperationalError as exc:  # kept in memory for this run
+                log.warning("journal.write_failed", stage="settings", error=str(exc))
+        self._resolved[job.job_id] = resolved
         return resolved
 
     def _refused(self, task: RecognizeTask, refused: Refused) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ocrwatch.daemon.journal import Changes, Job, Journal, State
-from ocrwatch.daemon.messages import ProbeReport, ProbeTask, Result
+from ocrwatch.daemon.messages import ProbeReport, ProbeTask, Result, TaskSettings, dump_settings
 from ocrwatch.daemon.stabilize import Signature, StabilityGate, Verdict
 from ocrwatch.daemon.watch import is_junk, scan
 from ocrwatch.recognition.documents import SUPPORTED_SUFFIXES
@@ -277,6 +277,9 @@ class Intake:
         return job
 
     def _claim_journaled(self, key: str, *, special: bool = False) -> Job | None:
+        # What decides the result is resolved once, here, and kept with the job: its retries,
+        # its page ranges and a restarted coordinator send exactly these settings.
+        resolved = dump_settings(TaskSettings.resolve(self.settings, key))
         job_id = self.pending.pop(key)
         self.gate.forget(key)
         self.probing.discard(key)
@@ -288,11 +291,14 @@ class Intake:
             except FileNotFoundError:
                 self.journal.remove(job_id)
                 return None
-            changes = Changes(work_path=str(src), size=st.st_size, mtime_ns=st.st_mtime_ns)
+            changes = Changes(
+                work_path=str(src), size=st.st_size, mtime_ns=st.st_mtime_ns, settings=resolved
+            )
             return self.journal.update(job_id, state=State.CLAIMED, changes=changes)
         work = self.spool.work_path(rel, job_id)
         # Intent first: after a crash between these two lines, recovery looks in both places.
-        self.journal.update(job_id, state=State.CLAIMED, changes=Changes(work_path=str(work)))
+        changes = Changes(work_path=str(work), settings=resolved)
+        self.journal.update(job_id, state=State.CLAIMED, changes=changes)
         try:
             self.spool.claim(src, rel, job_id, special=special)
         except FileNotFoundError:

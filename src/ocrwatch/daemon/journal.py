@@ -3,12 +3,13 @@
 A *job* is one arrival of one file in the inbox. Its row records where it came from
 (``relpath``, relative to the inbox), what it is (sha256, size), where it is now
 (``work_path`` while claimed), what happened (state, attempts, last error, reason) and what
-came out (output paths). Every transition is committed before the daemon takes the next
-step, so after a crash the journal says which step to redo. WAL with ``synchronous=NORMAL``:
-a commit survives a killed process at once; after a power cut the last few commits may roll
-back, which is safe because every step is redone idempotently (outputs are replaced by their
-own source, claimed files are found again in the work area). It is what ``ocrwatch status``
-reads to answer "why wasn't my scan processed?".
+came out (output paths), and the settings it is read with (``settings``: the versioned JSON
+of the TaskSettings resolved when it was claimed). Every transition is committed before the
+daemon takes the next step, so after a crash the journal says which step to redo. WAL with
+``synchronous=NORMAL``: a commit survives a killed process at once; after a power cut the
+last few commits may roll back, which is safe because every step is redone idempotently
+(outputs are replaced by their own source, claimed files are found again in the work area).
+It is what ``ocrwatch status`` reads to answer "why wasn't my scan processed?".
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     pages INTEGER,
     engine TEXT,
     move_failures INTEGER NOT NULL DEFAULT 0,
+    settings TEXT,
     discovered_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     finished_at REAL
@@ -142,6 +144,7 @@ _FIELDS = (
     "pages",
     "engine",
     "move_failures",
+    "settings",
     "discovered_at",
     "updated_at",
     "finished_at",
@@ -196,6 +199,8 @@ class Changes:
     outputs: Mapping[str, str] | _Unset | None = UNSET
     pages: int | _Unset | None = UNSET
     engine: str | _Unset | None = UNSET
+    #: The job's resolved settings, as versioned JSON (``messages.dump_settings``).
+    settings: str | _Unset | None = UNSET
 
 
 def _encode(changes: Changes) -> dict[str, Any]:
@@ -234,13 +239,15 @@ class Job:
     pages: int | None
     engine: str | None
     move_failures: int
+    settings: str | None
     discovered_at: float
     updated_at: float
     finished_at: float | None
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> Job:
-        data = {k: row[k] for k in _FIELDS}
+        names = row.keys()  # a journal not migrated yet (status reads it as it is)
+        data: dict[str, Any] = {k: row[k] if k in names else None for k in _FIELDS}
         data["state"] = State(data["state"])
         for key in _PATH_FIELDS:
             data[key] = _path_out(data[key])
@@ -279,6 +286,8 @@ class Journal:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(jobs)")}
         if "move_failures" not in columns:  # journals of ocrwatch 0.1
             self._db.execute("ALTER TABLE jobs ADD COLUMN move_failures INTEGER NOT NULL DEFAULT 0")
+        if "settings" not in columns:  # older journals: each job's settings resolved on first use
+            self._db.execute("ALTER TABLE jobs ADD COLUMN settings TEXT")
         self._db.execute("DELETE FROM jobs WHERE state = 'recognized'")  # never written
 
     def close(self) -> None:

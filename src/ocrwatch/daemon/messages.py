@@ -6,19 +6,25 @@ page range, a :class:`Failure`, or a :class:`Refused` (a worker that cannot hono
 task's :class:`TaskSettings`). Every message names its ``kind``; paths are strings (a
 remote worker maps them to its own mounts) and names that are not UTF-8 survive the trip
 as surrogate escapes. :func:`dumps` / :func:`loads` give the versioned JSON form (pydantic
-validates what comes back).
+validates what comes back); :func:`dump_settings` / :func:`load_settings` the same for the
+:class:`TaskSettings` the journal keeps with each job.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from ocrwatch.recognition.pipeline import PageRecord
+from ocrwatch.settings.resolve import task_values, values_digest
 from ocrwatch.support.retry import Category
+
+if TYPE_CHECKING:
+    from ocrwatch.settings.model import Settings
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,7 +39,9 @@ __all__ = [
     "Task",
     "TaskSettings",
     "Written",
+    "dump_settings",
     "dumps",
+    "load_settings",
     "loads",
 ]
 
@@ -53,6 +61,12 @@ class TaskSettings:
     digest: str
     values: dict[str, Any]
     profile: str | None = None
+
+    @classmethod
+    def resolve(cls, settings: Settings, relpath: str | PurePath) -> TaskSettings:
+        """Return what decides the result of the inbox file ``relpath`` under ``settings``."""
+        values, profile = task_values(settings, relpath)
+        return cls(values_digest(values), values, profile)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -215,3 +229,34 @@ def loads(text: str | bytes) -> ProbeTask | RecognizeTask | Result:
         return _ADAPTER.validate_python(body)
     except ValidationError as exc:
         raise ValueError(f"malformed message: {exc}") from exc
+
+
+_SETTINGS: TypeAdapter[TaskSettings] = TypeAdapter(TaskSettings)
+
+
+def dump_settings(settings: TaskSettings) -> str:
+    """Return ``settings`` as versioned JSON (what the journal keeps with a job)."""
+    body = _SETTINGS.dump_python(settings, mode="json")
+    return json.dumps({"v": SCHEMA_VERSION, "settings": body}, separators=(",", ":"))
+
+
+def load_settings(text: str) -> TaskSettings:
+    """Return the settings in ``text``; raises ValueError for another version or a bad body.
+
+    The digest must match the values: a row changed by hand is not read with the wrong one.
+    """
+    try:
+        data = json.loads(text)
+        version = data["v"]
+        body = data["settings"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not ocrwatch task settings: {exc}") from exc
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"settings version {version} (this ocrwatch speaks {SCHEMA_VERSION})")
+    try:
+        settings = _SETTINGS.validate_python(body)
+    except ValidationError as exc:
+        raise ValueError(f"malformed settings: {exc}") from exc
+    if values_digest(settings.values) != settings.digest:
+        raise ValueError("settings digest does not match their values")
+    return settings

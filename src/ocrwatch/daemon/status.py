@@ -26,6 +26,7 @@ from ocrwatch.daemon.journal import (
     State,
     iso_time,
 )
+from ocrwatch.daemon.messages import load_settings
 from ocrwatch.daemon.watch import scan
 from ocrwatch.exceptions import ExitCode
 from ocrwatch.support.fsutil import display
@@ -44,6 +45,17 @@ def unjournaled(inbox: Path, pending: list[Job], *, extra: tuple[str, ...] = ())
         if path.relative_to(inbox).as_posix() not in known:
             count += 1
     return count
+
+
+def _read_with(job: Job) -> dict[str, Any] | None:
+    """Return the profile and languages kept with ``job`` at its claim (None: none kept)."""
+    if job.settings is None:
+        return None
+    try:
+        kept = load_settings(job.settings)
+    except ValueError:
+        return None  # resolved again at its next attempt
+    return {"profile": kept.profile, "languages": list(kept.languages)}
 
 
 def _workers(journal: Journal) -> dict[str, float]:
@@ -91,6 +103,7 @@ def collect(
             "reason": j.reason,
             "error": (j.last_error or "").splitlines()[0] if j.last_error else None,
             "attempts": j.attempts,
+            "read_with": _read_with(j),
             "at": iso_time(j.updated_at),
             "next_attempt_at": iso_time(j.next_attempt_at) if j.state is State.RETRY else None,
             "quarantined_as": (
@@ -177,10 +190,13 @@ def _print(data: dict[str, Any]) -> None:
     console.print(f"quarantine: {data['folders']['quarantine']}")
     if data["recent_failures"]:
         fails = Table(title="recent failures", show_header=True)
-        for col in ("file", "state", "reason", "attempts", "error"):
+        for col in ("file", "state", "reason", "attempts", "read as", "error"):
             fails.add_column(col)
         for f in data["recent_failures"]:
-            fails.add_row(
-                f["relpath"], f["state"], f["reason"] or "", str(f["attempts"]), f["error"] or ""
-            )
+            read = f["read_with"]
+            read_as = "+".join(read["languages"]) if read else ""
+            if read and read["profile"]:
+                read_as = f"{read['profile']}: {read_as}"
+            row = (f["relpath"], f["state"], f["reason"] or "", str(f["attempts"]), read_as)
+            fails.add_row(*row, f["error"] or "")
         console.print(fails)
