@@ -45,7 +45,7 @@ class Category(StrEnum):
     BUG = "bug"  # unexpected exception: retry a few times, then quarantine
 
 
-def _retry_hook(exc: Exception) -> bool | float:
+def _retry_hook(exc: BaseException) -> bool | float:
     """Retry transient engine errors; wait what the server asked for when it said so."""
     if isinstance(exc, TransientEngineError):
         return exc.retry_after if exc.retry_after is not None else True
