@@ -237,6 +237,19 @@ class TestUsageAndConfig:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "tesseract" in proc.stdout and "paddle" in proc.stdout
 
+    def test_check_refuses_a_notify_url_apprise_does_not_know(self) -> None:
+        """`ocrwatch check` refuses a notification URL as `run` would (exit 3), password hidden."""
+        urls = '["json://127.0.0.1:9/hook", "nosuchscheme://user:s3cret@host"]'
+        proc = ocrwatch("check", "--lang", "eng", env={"OCRWATCH_NOTIFY__URLS": urls})
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "notify.urls[1]" in proc.stdout
+        assert "s3cret" not in proc.stdout + proc.stderr
+        good = ocrwatch(
+            "check", "--lang", "eng", env={"OCRWATCH_NOTIFY__URLS": '["json://127.0.0.1:9/hook"]'}
+        )
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "notify" in good.stdout
+
     def test_version_and_module(self) -> None:
         """`python -m ocrwatch --version` works."""
         proc = ocrwatch("--version")

@@ -614,4 +614,13 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         except ConfigError as exc:
             print(f"{'ERROR':8} {exc}")
             return int(ExitCode.CONFIG)
+    if settings.notify.urls or any(p.notify for p in settings.profiles):
+        from ocrwatch.daemon.notify import check_urls
+
+        try:
+            check_urls(settings)  # the same check `run` makes at start; URLs shown redacted
+        except ConfigError as exc:
+            print(f"{'ERROR':8} {'notify':10} {exc}")
+            return int(ExitCode.CONFIG)
+        print(f"{'ok':8} {'notify':10} every notification URL is one Apprise understands")
     return int(ExitCode.DEPENDENCY) if failures else int(ExitCode.OK)
