@@ -209,22 +209,32 @@ Message = Annotated[ProbeTask | RecognizeTask | Result, Field(discriminator="kin
 _ADAPTER: TypeAdapter[ProbeTask | RecognizeTask | Result] = TypeAdapter(Message)
 
 
+def _seal(key: str, body: Any) -> str:
+    """Return ``body`` under ``key`` in the versioned JSON envelope."""
+    return json.dumps({"v": SCHEMA_VERSION, key: body}, separators=(",", ":"))
+
+
+def _open(text: str | bytes, key: str, what: str) -> Any:
+    """Return the body under ``key`` of a versioned envelope; raises ValueError otherwise."""
+    try:
+        data = json.loads(text)
+        version = data["v"]
+        body = data[key]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not {what}: {exc}") from exc
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{key} version {version} (this ocrwatch speaks {SCHEMA_VERSION})")
+    return body
+
+
 def dumps(message: ProbeTask | RecognizeTask | Result) -> str:
     """Return ``message`` as versioned JSON (ASCII: odd bytes in names are escaped)."""
-    body = _ADAPTER.dump_python(message, mode="python")
-    return json.dumps({"v": SCHEMA_VERSION, "message": body}, separators=(",", ":"))
+    return _seal("message", _ADAPTER.dump_python(message, mode="python"))
 
 
 def loads(text: str | bytes) -> ProbeTask | RecognizeTask | Result:
     """Return the message in ``text``; raises ValueError for another version or a bad body."""
-    try:
-        data = json.loads(text)
-        version = data["v"]
-        body = data["message"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"not an ocrwatch message: {exc}") from exc
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"message version {version} (this ocrwatch speaks {SCHEMA_VERSION})")
+    body = _open(text, "message", "an ocrwatch message")
     try:
         return _ADAPTER.validate_python(body)
     except ValidationError as exc:
@@ -236,8 +246,7 @@ _SETTINGS: TypeAdapter[TaskSettings] = TypeAdapter(TaskSettings)
 
 def dump_settings(settings: TaskSettings) -> str:
     """Return ``settings`` as versioned JSON (what the journal keeps with a job)."""
-    body = _SETTINGS.dump_python(settings, mode="json")
-    return json.dumps({"v": SCHEMA_VERSION, "settings": body}, separators=(",", ":"))
+    return _seal("settings", _SETTINGS.dump_python(settings, mode="json"))
 
 
 def load_settings(text: str) -> TaskSettings:
@@ -245,14 +254,7 @@ def load_settings(text: str) -> TaskSettings:
 
     The digest must match the values: a row changed by hand is not read with the wrong one.
     """
-    try:
-        data = json.loads(text)
-        version = data["v"]
-        body = data["settings"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"not ocrwatch task settings: {exc}") from exc
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"settings version {version} (this ocrwatch speaks {SCHEMA_VERSION})")
+    body = _open(text, "settings", "ocrwatch task settings")
     try:
         settings = _SETTINGS.validate_python(body)
     except ValidationError as exc:
