@@ -37,7 +37,7 @@ from ocrwatch.exceptions import (
     UnsupportedFormatError,
 )
 from ocrwatch.settings.model import Settings, load_settings
-from ocrwatch.settings.resolve import settings_digest, task_values, values_digest, with_task_values
+from ocrwatch.settings.resolve import task_values, values_digest, with_task_values
 from ocrwatch.support.retry import Category
 
 
@@ -148,13 +148,12 @@ class TestSettingsDigest:
 
     def test_digest(self) -> None:
         """Languages change the digest; folders, logging and worker counts do not."""
-        base = load_settings(overrides={"languages": "eng"})
-        assert settings_digest(base) == settings_digest(
-            load_settings(overrides={"languages": "eng", "workers": 3, "log_level": "debug"})
-        )
-        assert settings_digest(base) != settings_digest(
-            load_settings(overrides={"languages": "spa"})
-        )
+
+        def digest(**overrides: object) -> str:
+            return TaskSettings.resolve(load_settings(overrides=overrides), "a.png").digest
+
+        assert digest(languages="eng") == digest(languages="eng", workers=3, log_level="debug")
+        assert digest(languages="eng") != digest(languages="spa")
 
 
 class TestKeptRecognition:
@@ -195,8 +194,7 @@ class TestTaskSettings:
     """The task carries what decides its result; a worker reads with it or refuses."""
 
     def _task(self, image: Path, out: Path, settings: Settings, relpath: str) -> RecognizeTask:
-        values, profile = task_values(settings, relpath)
-        carried = TaskSettings(values_digest(values), values, profile)
+        carried = TaskSettings.resolve(settings, relpath)
         return RecognizeTask("j", relpath, str(image), 1, str(out), None, "c", settings=carried)
 
     def test_round_trip_and_profile_applied_once(self) -> None:

@@ -26,7 +26,6 @@ __all__ = [
     "effective_settings",
     "matching_profile",
     "notify_urls_for",
-    "settings_digest",
     "task_values",
     "values_digest",
     "with_task_values",
@@ -89,23 +88,6 @@ def apply_profile(settings: Settings, profile: Profile) -> Settings:
             merged[kind] = {**merged.get(kind, {}), **table}
         update["preprocess"] = type(settings.preprocess).model_validate(merged)
     return settings.model_copy(update=update)
-
-
-#: The settings that change what a recognition reads or writes (not paths, not logging).
-_RECOGNITION_KEYS = frozenset(
-    {
-        "mode", "engine", "languages", "auto_printed_confidence", "spellcheck", "pdf_dpi",
-        "max_pixels", "max_file_bytes", "max_pages", "preprocess", "tesseract", "paddle",
-        "outputs", "profiles",
-    }
-)  # fmt: skip
-
-
-def settings_digest(settings: Settings) -> str:
-    """Return a short digest of the settings that decide what a recognition produces."""
-    data = settings.model_dump(mode="json", include=set(_RECOGNITION_KEYS))
-    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 #: What a task carries: every setting that decides what a recognition reads or writes, with
