@@ -414,23 +414,16 @@ def _cmd_ocr(args: argparse.Namespace, settings: Settings) -> int:
     show_progress = len(files) > 1 and not args.no_progress and sys.stderr.isatty()
     units: list[tuple[Unit, ...]] = []
     if jobs > 1 or show_progress:
+        from ocrwatch.engines import reads_whole_pdfs
         from ocrwatch.recognition.parallel import plan
 
-        units = plan(files, settings=settings, jobs=jobs, split=not _native_pdf(settings))
+        split = not reads_whole_pdfs(settings.engine)
+        units = plan(files, settings=settings, jobs=jobs, split=split)
     total = sum(u.count for doc in units for u in doc) if units else len(files)
     with _progress(total, enabled=show_progress) as advance:
         if jobs > 1 and sum(len(doc) for doc in units) > 1:
             return _ocr_parallel(args, settings, units, jobs=jobs, advance=advance)
         return _ocr_sequential(args, settings, advance=advance)
-
-
-def _native_pdf(settings: Settings) -> bool:
-    """Whether the forced engine reads whole PDFs itself (then a PDF is not cut in ranges)."""
-    if not settings.engine:
-        return False
-    from ocrwatch.engines import engine_class
-
-    return bool(engine_class(settings.engine).capabilities.native_pdf)
 
 
 def _ocr_sequential(args: argparse.Namespace, settings: Settings, *, advance: Any) -> int:

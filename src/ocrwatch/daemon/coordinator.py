@@ -135,15 +135,6 @@ def make_executor(settings: Settings) -> Executor:
     return LocalExecutor(settings, size=size, timeout=settings.file_timeout)
 
 
-def _native_pdf(settings: Settings) -> bool:
-    """Return True when the forced engine reads whole PDFs itself (no page ranges then)."""
-    if not settings.engine:
-        return False
-    from ocrwatch.engines import engine_class
-
-    return bool(engine_class(settings.engine).capabilities.native_pdf)
-
-
 @dataclass(slots=True)
 class _Timers:
     rescan: float
@@ -198,7 +189,9 @@ class Coordinator:
         self._refusal_count: dict[str, int] = {}
         #: Ranges of split documents handed back unrun, to send again alone.
         self._lost_ranges: deque[RecognizeTask] = deque()
-        self.split = not _native_pdf(settings)
+        from ocrwatch.engines import reads_whole_pdfs
+
+        self.split = not reads_whole_pdfs(settings.engine)
         self.intake = Intake(settings=settings, layout=layout, journal=journal, spool=self.spool)
         self.ready: deque[str] = deque()  # claimed job ids waiting for the executor
         self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()

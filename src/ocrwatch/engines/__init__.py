@@ -30,6 +30,7 @@ __all__ = [
     "Word",
     "engine_class",
     "engine_names",
+    "reads_whole_pdfs",
 ]
 
 BUILTIN_ENGINES: dict[str, str] = {
@@ -82,6 +83,11 @@ def engine_class(name: str) -> type[Engine]:
     if not (isinstance(cls, type) and issubclass(cls, Engine)):
         raise ConfigError(f"engine {name!r} ({target}) does not implement ocrwatch's Engine")
     return cls
+
+
+def reads_whole_pdfs(engine: str | None) -> bool:
+    """Return whether the forced ``engine`` reads whole PDFs itself (then no page ranges)."""
+    return bool(engine) and engine_class(str(engine)).capabilities.native_pdf
 
 
 class EngineCache:
