@@ -32,8 +32,7 @@ from ocrwatch.daemon.messages import (
     Written,
 )
 from ocrwatch.exceptions import ConfigError, DependencyError, TransientOutputError
-from ocrwatch.recognition.pipeline import DocumentResult
-from ocrwatch.settings.choices import Mode
+from ocrwatch.recognition.pipeline import DocumentResult, engine_names_needed
 from ocrwatch.settings.resolve import effective_settings, with_task_values
 from ocrwatch.support.retry import Category
 
@@ -100,17 +99,6 @@ def task_settings(task: RecognizeTask, settings: Settings) -> tuple[Settings, st
     return with_task_values(settings, task.settings.values), task.settings.profile
 
 
-def needed_engines(settings: Settings) -> list[str]:
-    """Return the engines a file read with ``settings`` may need."""
-    if settings.engine:
-        return [settings.engine]
-    if settings.mode is Mode.PRINTED:
-        return [settings.printed_engine]
-    if settings.mode is Mode.HANDWRITTEN:
-        return [settings.handwritten_engine]
-    return [*dict.fromkeys([settings.printed_engine, settings.handwritten_engine])]
-
-
 def refusal(
     settings: Settings, engines: EngineCache, *, worker: str, node: str = ""
 ) -> Refused | None:
@@ -120,7 +108,7 @@ def refusal(
     refusal: the coordinator sends the task to another worker instead.
     """
     languages = list(settings.languages)
-    for name in needed_engines(settings):
+    for name in engine_names_needed(settings):
         try:
             problems = engines.get(name).check(languages)
         except (ConfigError, DependencyError) as exc:

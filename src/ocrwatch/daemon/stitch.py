@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocrwatch.daemon import stash
-from ocrwatch.daemon.execute import written
+from ocrwatch.daemon.execute import task_settings, written
 from ocrwatch.daemon.failures import classify
 from ocrwatch.daemon.messages import Failure, PagesRead, RecognizeTask, Result, Written
 from ocrwatch.exceptions import OutputError, TransientOutputError
 from ocrwatch.recognition.documents import SourceInfo
 from ocrwatch.recognition.pipeline import DocumentResult, join_ranges
 from ocrwatch.settings.choices import Mode
-from ocrwatch.settings.resolve import effective_settings, with_task_values
 
 if TYPE_CHECKING:
     from ocrwatch.settings.model import Settings
@@ -145,11 +144,7 @@ class Stitcher:
         from ocrwatch.outputs import writer as outputs
 
         first = ranges[0]
-        if task.settings is not None:  # what the ranges were read with
-            effective = with_task_values(self.settings, task.settings.values)
-            profile = task.settings.profile
-        else:
-            effective, profile = effective_settings(self.settings, task.relpath)
+        effective, profile = task_settings(task, self.settings)  # what the ranges were read with
         pages = sum(len(part.records) for part in ranges)
         source = SourceInfo(Path(task.path), first.size, first.sha256, first.format, pages)
         result = join_ranges(

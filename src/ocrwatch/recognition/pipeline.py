@@ -32,6 +32,7 @@ __all__ = [
     "PageRecord",
     "check_engines",
     "check_profiles",
+    "engine_names_needed",
     "engines_needed",
     "join_ranges",
     "recognize_file",
@@ -335,14 +336,19 @@ def _pages(
     timer.add("load", t_load)
 
 
-def engines_needed(settings: Settings, engines: EngineCache) -> list[Engine]:
-    """Return the engines the settings will use (built on first use)."""
+def engine_names_needed(settings: Settings) -> list[str]:
+    """Return the names of the engines a file read with ``settings`` may need, in order."""
     if settings.mode is Mode.AUTO:
         # Tesseract decides the page kind, then the reader of either kind may be needed.
         names = [ROUTING_ENGINE, *(_engine_for(settings, m) for m in Mode if m is not Mode.AUTO)]
     else:
         names = [_engine_for(settings, settings.mode)]
-    return [engines.get(name) for name in dict.fromkeys(names)]
+    return list(dict.fromkeys(names))
+
+
+def engines_needed(settings: Settings, engines: EngineCache) -> list[Engine]:
+    """Return the engines the settings will use (built on first use)."""
+    return [engines.get(name) for name in engine_names_needed(settings)]
 
 
 def check_engines(settings: Settings, engines: EngineCache) -> list[Engine]:
