@@ -47,6 +47,7 @@ class DataSet:
     photo: str = "mild"  # generated sets: "none" (scans), "mild" or "hard" (bench.photos)
     notes: str | None = None  # generated from bench.synthnotes' notes in this language
     part: str | None = None  # copiste_fr: only the pages of this part of bench.copiste's split
+    source: str | None = None  # generated photos of this set's items (default: PHOTO_SOURCES)
 
 
 DATASETS: dict[str, DataSet] = {
@@ -82,11 +83,41 @@ DATASETS: dict[str, DataSet] = {
         DataSet("synth/notes-photos", None, ("eng",), "handwritten", photo="hard", notes="eng"),
         DataSet("synth/notes-spa", None, ("spa",), "handwritten", photo="hard", notes="spa"),
         DataSet("synth/notes-spa-scans", None, ("spa",), "handwritten", photo="none", notes="spa"),
+        # Phone-photo versions (bench.photos.HARD) of the handwriting sets, for the gap between
+        # each scan and its photograph.
+        DataSet(
+            "photos/copiste-test",
+            None,
+            ("fra",),
+            "handwritten",
+            photo="hard",
+            source="copiste/test",
+        ),
+        DataSet(
+            "photos/copiste-validation",
+            None,
+            ("fra",),
+            "handwritten",
+            photo="hard",
+            source="copiste/validation",
+        ),
+        DataSet(
+            "photos/spanish",
+            None,
+            ("spa",),
+            "handwritten",
+            photo="hard",
+            source="handwriting/spanish_lines_16c",
+        ),
     )
 }
 REAL_SETS = [name for name, ds in DATASETS.items() if ds.folder is not None and ds.part is None]
 #: Held out from the tuning data: text (synth notes) or photo conditions (photos-hard).
-HELD_OUT_SETS = [name for name, ds in DATASETS.items() if ds.notes or ds.photo == "hard"]
+HELD_OUT_SETS = [
+    name
+    for name, ds in DATASETS.items()
+    if ds.notes or (ds.photo == "hard" and ds.source is None and ds.folder is None)
+]
 ALIASES = {
     "iam": "handwriting/iam_forms",
     "notes": "handwriting/notes_scheidl",
@@ -162,7 +193,10 @@ def dataset_items(ds: DataSet, *, data: Path, limit: int | None) -> Iterator[lis
             yield items_in(Path(tmp))
             return
         sources: list[Path] = []
-        for name in PHOTO_SOURCES:
+        if ds.source is not None:
+            with dataset_items(DATASETS[ds.source], data=data, limit=limit) as scans:
+                sources = [it.image for it in scans]
+        for name in PHOTO_SOURCES if ds.source is None else ():
             found = [it.image for it in items_in(data / name)]
             sources += found[:limit] if limit else found
         params = photos.PRESETS[photos.Preset(ds.photo)]
@@ -369,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated sets (aliases: iam, notes, spanish, pages, lines, photos, "
         "copiste (= copiste/test, held-out writers), copiste/validation; "
         "generated: photos-hard, synth/notes, synth/notes-photos, synth/notes-spa, "
-        "synth/notes-spa-scans); default: the five real sets",
+        "synth/notes-spa-scans, photos/copiste-test, photos/copiste-validation, "
+        "photos/spanish); default: the five real sets",
     )
     parser.add_argument("--photos", action="store_true", help="add the synthetic photo set")
     parser.add_argument(

@@ -99,9 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert lexicon is not None
     grid = itertools.product(args.alphas, args.betas, args.oovs, args.prunes)
     for alpha, beta, oov, prune in grid:
-        settings = BeamSettings(
-            beam=args.beam, alpha=alpha, beta=beta, oov=oov, prune=prune
-        )
+        settings = BeamSettings(beam=args.beam, alpha=alpha, beta=beta, oov=oov, prune=prune)
         t0 = time.perf_counter()
         hyps = [beam_search(p, classes, lexicon, settings) for p in probs]
         rows.append(

@@ -197,6 +197,62 @@ class TestTunedRecognizer:
         finally:
             engine.close()
 
+    def test_second_reading_by_the_other_recognizer(self, tmp_path: Path) -> None:
+        """``reread_with = "other"``: an English page's second reading is the tuned
+        recognizer's (a broken tuned file now fails English pages too, and `check` says so);
+        with ``"same"`` English pages never touch it."""
+        from ocrwatch.exceptions import DependencyError
+
+        broken = tmp_path / "broken.onnx"
+        broken.write_bytes(b"not an onnx model")
+        image = render_lines(["the cat sat"], font_path=HANDWRITING)
+
+        def engine_with(reread_with: str) -> PaddleEngine:
+            overrides = {"rec_model": str(broken), "tuned_languages": ["fra"]}
+            overrides["reread_with"] = reread_with  # type: ignore[assignment]
+            return PaddleEngine.from_settings(
+                load_settings(overrides={"paddle": overrides}, environ={})
+            )
+
+        same = engine_with("same")
+        try:
+            page = same.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            assert Levenshtein.distance(page.text.strip(), "the cat sat") <= 3
+        finally:
+            same.close()
+        other = engine_with("other")
+        try:
+            with pytest.raises(DependencyError, match=r"broken\.onnx"):
+                other.recognize(image, languages=["eng"], mode=Mode.HANDWRITTEN)
+            (problem,) = other.check(["eng"])
+            assert "broken.onnx" in problem
+        finally:
+            other.close()
+
+    def test_other_reading_reads(self, tmp_path: Path) -> None:
+        """With a working tuned file, English and French pages read with ``reread_with =
+        "other"`` (each page's second reading by the other recognizer) come out right."""
+        import shutil
+
+        from ocrwatch.engines.paddle import REC_MODEL, _model_dir
+
+        copy = tmp_path / "tuned.onnx"
+        shutil.copyfile(_model_dir() / REC_MODEL, copy)
+        paddle = {
+            "rec_model": str(copy),
+            "tuned_languages": ["fra"],
+            "reread_with": "other",
+            "reread_languages": ["eng", "fra"],
+        }
+        engine = PaddleEngine.from_settings(load_settings(overrides={"paddle": paddle}, environ={}))
+        try:
+            for text, language in (("the cat sat", "eng"), ("Le chat dort.", "fra")):
+                image = render_lines([text], font_path=HANDWRITING)
+                page = engine.recognize(image, languages=[language], mode=Mode.HANDWRITTEN)
+                assert Levenshtein.distance(page.text.strip(), text) <= 3, (language, page.text)
+        finally:
+            engine.close()
+
     def test_missing_file_is_a_dependency_error(self, tmp_path: Path) -> None:
         """A rec_model path that does not exist stops at construction, naming the file."""
         from ocrwatch.exceptions import DependencyError

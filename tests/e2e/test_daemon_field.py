@@ -294,7 +294,7 @@ class TestWriters:
         os.mkfifo(folders.inbox / "pipe.png")
         write_doc(folders.inbox / "next.png", 3)
         wait_until(lambda: (vault / "q" / "pipe.png.reason.json").is_file(), timeout=30, what="q")
-        wait_until(lambda: folders.sidecars("next.png"), timeout=60, what="the next file")
+        wait_until(lambda: "next.png" in processed(folders), timeout=60, what="the next file")
         reason = json.loads((vault / "q" / "pipe.png.reason.json").read_text())
         assert reason["reason"] == "not_a_regular_file" and reason["special_file"] == "fifo"
         assert not folders.claimed()

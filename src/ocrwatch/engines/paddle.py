@@ -49,7 +49,7 @@ from ocrwatch.exceptions import (
 from ocrwatch.handwriting.lexicon import Lexicon, english_only, lexicon_for
 from ocrwatch.handwriting.scoring import BeamSettings, likelier
 from ocrwatch.handwriting.typography import tidy_spacing
-from ocrwatch.settings.choices import Decoder
+from ocrwatch.settings.choices import Decoder, RereadWith
 from ocrwatch.settings.sections import PaddleSettings
 
 if TYPE_CHECKING:
@@ -272,6 +272,7 @@ class PaddleEngine(Engine):
         self._reread_below = cfg.reread_below
         self._reread_languages = frozenset(cfg.reread_languages)
         self._reread_lm_weight = cfg.reread_lm_weight
+        self._reread_other = cfg.reread_with is RereadWith.OTHER and tuned is not None
         self._decoder = cfg.decoder
         self._beam = BeamSettings(
             beam=cfg.beam_width,
@@ -294,7 +295,7 @@ class PaddleEngine(Engine):
         needs them first waits on their locks, so nothing is read half-built.
         """
         languages = tuple(code for code in context.languages if code in self._languages)
-        tuned = self._uses_tuned(languages)
+        tuned = self._uses_tuned(languages) or self._rereads_tuned(languages)
         lexicon = self._decoder is Decoder.LEXICON
         spelling = context.spellcheck and english_only(languages)
         if not (tuned or lexicon or spelling):
@@ -303,7 +304,7 @@ class PaddleEngine(Engine):
         def work() -> None:
             if tuned:
                 with contextlib.suppress(DependencyError):  # raised again to the page
-                    self._text_rec(languages)
+                    self._tuned_recognizer()
             if lexicon:
                 lexicon_for(languages)
             if spelling:
@@ -408,8 +409,10 @@ class PaddleEngine(Engine):
         scores: list[float] = []
         if crops:
             txts, scores = self._read(text_rec, crops, lexicon)
-        if self._reread_below > 0 and set(languages) <= self._reread_languages:
-            self._reread(text_rec, array, flat, lines, txts, scores, lexicon)
+        if self._rereads(languages):
+            self._reread(
+                self._reread_rec(languages, text_rec), array, flat, lines, txts, scores, lexicon
+            )
         txts = [tidy_spacing(latin_only(t), languages) for t in txts]
         return _Result(boxes=quads, txts=txts, scores=scores)
 
@@ -427,6 +430,7 @@ class PaddleEngine(Engine):
 
         The tight frame sometimes cuts a tall capital or a long descender: the same line
         (``lines``, one per piece) framed with more room above and below reads better then.
+        ``text_rec`` is the page's recognizer, or the other one (``reread_with = "other"``).
         Of the two readings, the one with the higher confidence plus ``reread_lm_weight``
         times its words' mean log probability (:func:`likelier`) is kept. Updates
         ``txts``/``scores`` in place.
@@ -455,9 +459,9 @@ class PaddleEngine(Engine):
         """Also load the tuned recognizer when pages in ``languages`` will use it, so that a
         broken file shows at start (``ocrwatch check --lang fra``) rather than on a page."""
         problems = super().check(languages)
-        if not problems and self._uses_tuned(languages):
+        if not problems and (self._uses_tuned(languages) or self._rereads_tuned(languages)):
             try:
-                self._text_rec(languages)
+                self._tuned_recognizer()
             except DependencyError as exc:
                 problems.append(f"{self.name}: {exc}")
         return problems
@@ -466,14 +470,28 @@ class PaddleEngine(Engine):
         tuned = self._tuned_languages
         return self._tuned is not None and bool(languages) and set(languages) <= tuned
 
-    def _text_rec(self, languages: Sequence[str]) -> Any:
-        """The recognizer for a page in ``languages``: the tuned one when all are tuned for.
+    def _rereads(self, languages: Sequence[str]) -> bool:
+        return self._reread_below > 0 and set(languages) <= self._reread_languages
 
-        The tuned one is loaded by the first page that needs it; DependencyError when it
-        cannot be (the page is retried later, not quarantined).
-        """
+    def _reread_rec(self, languages: Sequence[str], text_rec: Any) -> Any:
+        """The recognizer of the second reading (``text_rec`` is the page's own)."""
+        if not self._reread_other:
+            return text_rec
+        return self._ocr.text_rec if self._uses_tuned(languages) else self._tuned_recognizer()
+
+    def _rereads_tuned(self, languages: Sequence[str]) -> bool:
+        """True when the second reading of a page in ``languages`` is the tuned recognizer's."""
+        return self._reread_other and self._rereads(languages) and not self._uses_tuned(languages)
+
+    def _text_rec(self, languages: Sequence[str]) -> Any:
+        """The recognizer for a page in ``languages``: the tuned one when all are tuned for."""
         if not self._uses_tuned(languages):
             return self._ocr.text_rec
+        return self._tuned_recognizer()
+
+    def _tuned_recognizer(self) -> Any:
+        """The tuned recognizer, loaded by the first page that needs it; DependencyError when
+        it cannot be (the page is retried later, not quarantined)."""
         with self._tuned_lock:
             if self._tuned_rec is None:
                 params = {**self._params, "Rec.model_path": str(self._tuned)}

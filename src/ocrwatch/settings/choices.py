@@ -67,6 +67,13 @@ class Decoder(StrEnum):
     LEXICON = "lexicon"
 
 
+class RereadWith(StrEnum):
+    """Which recognizer gives the ``paddle`` engine's second reading of a piece."""
+
+    SAME = "same"  # the page's own recognizer, on a looser frame
+    OTHER = "other"  # the other one (tuned <-> wheel), on the same looser frame
+
+
 class ExecutorKind(StrEnum):
     """Where recognition runs for the daemon."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from ocrwatch.settings.choices import (
     Binarize,
     Decoder,
+    RereadWith,
 )
 
 __all__ = [
@@ -143,6 +144,12 @@ class PaddleSettings(BaseModel):
         description="Of a piece's two readings, when they are variants of one text, the one "
         "with the higher confidence plus this times its words' mean log probability under "
         "the page's language model is kept (0 = confidence alone; lexicon decoder only).",
+    )
+    reread_with: RereadWith = Field(
+        RereadWith.SAME,
+        description="The recognizer of the second reading: 'same' (the page's own) or 'other' "
+        "(the tuned one for pages the wheel's reads, and the reverse; 'same' when no tuned "
+        "recognizer is shipped or configured).",
     )
     decoder: Decoder = Field(
         Decoder.LEXICON,
