@@ -83,8 +83,8 @@ DATASETS: dict[str, DataSet] = {
         DataSet("synth/notes-photos", None, ("eng",), "handwritten", photo="hard", notes="eng"),
         DataSet("synth/notes-spa", None, ("spa",), "handwritten", photo="hard", notes="spa"),
         DataSet("synth/notes-spa-scans", None, ("spa",), "handwritten", photo="none", notes="spa"),
-        # Phone-photo versions (bench.photos.HARD) of the handwriting sets, for the gap between
-        # each scan and its photograph.
+        # Phone-photo versions of the handwriting sets (pages: bench.photos.HARD; lines: MILD),
+        # for the gap between each scan and its photograph.
         DataSet(
             "photos/copiste-test",
             None,
@@ -106,7 +106,7 @@ DATASETS: dict[str, DataSet] = {
             None,
             ("spa",),
             "handwritten",
-            photo="hard",
+            photo="mild",  # one line on a 12 MP frame is not how a line is photographed
             source="handwriting/spanish_lines_16c",
         ),
     )

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 # The layers contract in pyproject.toml: imports never climb a layer.
 .venv/bin/lint-imports
-exec .venv/bin/python -m pytest "$@"
+# Two processes: most of the suite waits on daemons, workers and brokers. Later -n wins.
+exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@"
