@@ -6,10 +6,12 @@ is chosen on this set, never on them. Each page is an A4 or US letter sheet at i
 resolution (150, 200 or 300 dpi) with one or two columns of text in one of five Debian fonts
 (DejaVu Serif/Sans, Liberation Serif/Sans/Mono) at 6-12 pt, optionally under a bold heading,
 then "scanned": rendered at twice the resolution and averaged down, turned by a small skew,
-blurred, given paper tone and noise, and for some pages JPEG-compressed or thresholded to
-1 bit like a fax. Point size and resolution take turns over the pages (a seeded shuffle of
-every pairing), so every text height from about 12 to 50 px (em; x-height about 6 to 27 px)
-is present in a set of 40.
+its strokes spread or thinned (toner), blurred, given paper tone, uneven light and noise,
+and for some pages JPEG-compressed (quality 25-70) or thresholded to 1 bit like a fax (with
+specks; half of them at standard fax resolution, every other scan line printed twice).
+Point size and resolution take turns over the pages (a seeded shuffle of every pairing), so
+every text height from about 12 to 50 px (em; x-height about 6 to 27 px) is present in a
+set of 40.
 
 The text is sentences of frequent English words (``wordfreq``) with numbers, amounts, dates,
 times, phone and reference numbers and punctuation; nothing comes from the evaluation sets.
@@ -141,10 +143,12 @@ class PageSpec:
     skew: float  # degrees, counter-clockwise positive
     blur: float  # Gaussian radius in scan pixels
     noise: float  # Gaussian noise sigma in gray levels
+    ink_weight: float  # exponent on ink coverage: under 1 spread (bold), over 1 light toner
     paper_tone: int
     ink_tone: int
     degradation: Degradation
     jpeg_quality: int
+    fax_standard: bool  # a fax at standard resolution: every other scan line, doubled
     text_seed: int
 
 
@@ -183,12 +187,43 @@ _FIRST = ("Mr.", "Ms.", "Dr.", "Prof.")
 _NAMES = ("Adams", "Baker", "Clark", "Evans", "Garcia", "Hughes", "Khan", "Lewis", "Moore")
 
 
+# Frequent words a benchmark page should not print (wordfreq counts web text).
+_UNPRINTED = frozenset(
+    [
+        "ass",
+        "bitch",
+        "bitches",
+        "cock",
+        "cunt",
+        "damn",
+        "dick",
+        "fag",
+        "fuck",
+        "fucked",
+        "fucking",
+        "fuckin",
+        "nigga",
+        "niggas",
+        "nigger",
+        "porn",
+        "pussy",
+        "sex",
+        "sexy",
+        "shit",
+        "slut",
+        "whore",
+    ]
+)
+
+
 @cache
 def _words() -> tuple[str, ...]:
     from wordfreq import top_n_list
 
     return tuple(
-        w for w in top_n_list("en", 6000) if w.replace("'", "").isalpha() and not w.startswith("'")
+        w
+        for w in top_n_list("en", 6000)
+        if w.replace("'", "").isalpha() and not w.startswith("'") and w not in _UNPRINTED
     )
 
 
@@ -296,12 +331,14 @@ def page_spec(seed: int, index: int) -> PageSpec:
         margin_in=float(rng.uniform(0.6, 1.0)),
         leading=float(rng.uniform(1.12, 1.35)),
         skew=0.0 if rng.random() < 0.3 else float(rng.uniform(-1.5, 1.5)),
-        blur=float(rng.uniform(0.2, 0.7)),
-        noise=float(rng.uniform(2.0, 9.0)),
-        paper_tone=int(rng.integers(222, 253)),
-        ink_tone=int(rng.integers(5, 70)),
+        blur=float(rng.uniform(0.3, 1.1)),
+        noise=float(rng.uniform(3.0, 14.0)),
+        ink_weight=float(rng.uniform(0.6, 1.6)),
+        paper_tone=int(rng.integers(205, 251)),
+        ink_tone=int(rng.integers(10, 100)),
         degradation=degradation,
-        jpeg_quality=int(rng.integers(35, 76)),
+        jpeg_quality=int(rng.integers(25, 71)),
+        fax_standard=bool(rng.random() < 0.5),
         text_seed=int(rng.integers(0, 2**31)),
     )
 
@@ -378,7 +415,6 @@ def render_page(spec: PageSpec, *, root: Path = FONT_ROOT) -> RenderedPage:
     cover = big.reduce(s)
     if spec.skew:
         cover = cover.rotate(spec.skew, resample=Image.Resampling.BICUBIC, fillcolor=0)
-    cover = cover.filter(ImageFilter.GaussianBlur(spec.blur))
     page = _scan(cover, spec)
     page.info["dpi"] = (spec.dpi, spec.dpi)
     x_box = body.getbbox("x", anchor="ls")
@@ -394,7 +430,9 @@ def render_page(spec: PageSpec, *, root: Path = FONT_ROOT) -> RenderedPage:
 def _scan(cover: Image.Image, spec: PageSpec) -> Image.Image:
     """Ink coverage -> scanned page: paper and ink tones, uneven light, noise, degradation."""
     rng = np.random.default_rng([spec.text_seed, 1])
-    alpha = np.asarray(cover, np.float32) / 255.0
+    alpha = (np.asarray(cover, np.float32) / 255.0) ** spec.ink_weight
+    cover = Image.fromarray(np.round(alpha * 255).astype(np.uint8), "L")
+    alpha = np.asarray(cover.filter(ImageFilter.GaussianBlur(spec.blur)), np.float32) / 255.0
     h, w = alpha.shape
     # Light falling off a little towards one side of the scanner bed.
     ramp = np.linspace(0.0, float(rng.uniform(-0.04, 0.04)), w, dtype=np.float32)
@@ -409,8 +447,14 @@ def _scan(cover: Image.Image, spec: PageSpec) -> Image.Image:
         with Image.open(buf) as decoded:
             out = decoded.convert("L")
     elif spec.degradation is Degradation.FAX:
-        threshold = (spec.paper_tone + spec.ink_tone) / 2 + float(rng.uniform(-15, 15))
-        out = Image.fromarray(np.asarray(out) > threshold).convert("1")
+        if spec.fax_standard:  # 98 lines per inch: average row pairs, print each twice
+            out = out.resize((w, (h + 1) // 2), Image.Resampling.BOX)
+        threshold = (spec.paper_tone + spec.ink_tone) / 2 + float(rng.uniform(-20, 20))
+        bits = np.asarray(out) > threshold
+        specks = rng.random(bits.shape) < float(rng.uniform(0.0005, 0.002))
+        out = Image.fromarray(bits ^ specks).convert("1")
+        if spec.fax_standard:
+            out = out.resize((w, h), Image.Resampling.NEAREST)
     return out
 
 
@@ -543,7 +587,7 @@ def _report(paths: Sequence[Path], *, seed: int | None, folder: Path | None) -> 
     pages = max(sum(it["set"] == "synth/smallprint" for it in run["items"]) for run in runs)
     with tempfile.TemporaryDirectory(prefix="ocrwatch-smallprint-") as tmp:
         where = folder or Path(tmp)
-        if folder is None:
+        if not (where / "manifest.json").is_file():
             write_pages(where, seed=seed, pages=pages)
         manifest = json.loads((where / "manifest.json").read_text(encoding="utf-8"))
         heights = measured_heights(where)
@@ -580,8 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="RUN.json",
         help="print CER/WER per measured text height of bench.accuracy results on "
-        "synth/smallprint (the set is regenerated with the runs' seed, or --seed, or read "
-        "from --out)",
+        "synth/smallprint (the set is regenerated with the runs' seed, or --seed, into "
+        "--out if given, or read from --out when it is there)",
     )
     parser.add_argument(
         "--font-root", type=Path, default=FONT_ROOT, help=f"font folder (default {FONT_ROOT})"

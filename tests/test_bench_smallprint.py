@@ -24,7 +24,14 @@ from bench import smallprint as sp  # noqa: E402
 def _clean(spec: sp.PageSpec, **changes: object) -> sp.PageSpec:
     """``spec`` as a clean, straight, short page (plus ``changes``)."""
     return dataclasses.replace(
-        spec, degradation=sp.Degradation.GRAY, skew=0.0, chars=400, noise=3.0, **changes
+        spec,
+        degradation=sp.Degradation.GRAY,
+        skew=0.0,
+        chars=400,
+        noise=3.0,
+        blur=0.5,
+        ink_weight=1.0,
+        **changes,
     )
 
 
