@@ -598,14 +598,30 @@ def _report(paths: Sequence[Path], *, seed: int | None, folder: Path | None) -> 
             f"em {page['em_px']:5.1f}  x {page['x_height_px']:5.1f}  measured "
             f"{'-' if height is None else f'{height:4.0f}'}  {page['degradation']}"
         )
+    rows = breakdown(runs, manifest, heights)
     print()
     print("| run | text height (px) | pages | CER | WER | s/page |")
     print("|---|---|---|---|---|---|")
-    for row in breakdown(runs, manifest, heights):
+    for row in rows:
         print(
             f"| {row['run']} | {row['bucket']} | {row['pages']} | {row['cer']:.4f} | "
             f"{row['wer']:.4f} | {row['s_per_page']:.2f} |"
         )
+    # The same as one row per height bucket, one column per run: CER / WER (s/page).
+    labels = list(dict.fromkeys(row["run"] for row in rows))
+    buckets = list(dict.fromkeys(row["bucket"] for row in rows))
+    cell = {(row["run"], row["bucket"]): row for row in rows}
+    print()
+    print("| text height (px) | pages | " + " | ".join(labels) + " |")
+    print("|---|---|" + "---|" * len(labels))
+    for bucket in buckets:
+        found = [cell.get((label, bucket)) for label in labels]
+        pages = next(row["pages"] for row in found if row is not None)
+        cells = [
+            "-" if row is None else f"{row['cer']:.4f} / {row['wer']:.4f} ({row['s_per_page']:.1f})"
+            for row in found
+        ]
+        print(f"| {bucket} | {pages} | " + " | ".join(cells) + " |")
     return 0
 
 
