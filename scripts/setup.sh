@@ -20,12 +20,13 @@ PKGS=(python3 python3-venv python3-pip tesseract-ocr tesseract-ocr-eng tesseract
 if [ "$WITH_TEST" = 1 ]; then
   # qpdf: makes password-protected PDFs and checks searchable ones; systemd:
   # systemd-analyze verify/security; handwriting fonts: the tests render notes in them (no
-  # evaluation data in the repo); redis-server: the broker of the many-hosts tests (the
+  # evaluation data in the repo); fonts-liberation: bench/smallprint.py prints pages in it;
+  # redis-server: the broker of the many-hosts tests (the
   # tests start their own on 127.0.0.1; the Debian service itself is not needed); chromium:
   # the tests read the status page in headless Chromium; prometheus: promtool checks and
   # tests docs/prometheus-alerts.yml (the Prometheus service itself is not needed).
-  PKGS+=(qpdf systemd fonts-breip fonts-femkeklaver fonts-humor-sans redis-server chromium
-         prometheus)
+  PKGS+=(qpdf systemd fonts-breip fonts-femkeklaver fonts-humor-sans fonts-liberation
+         redis-server chromium prometheus)
 fi
 
 missing=()
