@@ -57,9 +57,22 @@ class TestPaddleEngine:
         assert params["Global.use_cls"] is False
         assert params["Det.thresh"] == 0.2 and params["Det.box_thresh"] == 0.45
         assert params["Det.unclip_ratio"] == 1.4
+        assert params["Det.score_mode"] == "slow"
         assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
         assert params["Det.model_path"].endswith("rapidocr/models/PP-OCRv6_det_small.onnx")
         assert params["Rec.model_path"].endswith("rapidocr/models/PP-OCRv6_rec_small.onnx")
+
+    def test_box_score_mode_reaches_the_detector(self, engine: PaddleEngine) -> None:
+        """rapidocr's detector scores boxes the way ``det_score_mode`` says (its outline for
+        the curved lines of a curled photo: bench/README.md, issue 21 row 21e)."""
+        assert engine._ocr.text_det.postprocess_op.score_mode == "slow"
+        fast = PaddleEngine.from_settings(
+            load_settings(overrides={"paddle": {"det_score_mode": "fast"}}, environ={})
+        )
+        try:
+            assert fast._ocr.text_det.postprocess_op.score_mode == "fast"
+        finally:
+            fast.close()
 
     def test_english_lines_in_order(self, engine: PaddleEngine) -> None:
         """Three English lines come back as three lines, in order, nearly verbatim."""

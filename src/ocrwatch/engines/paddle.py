@@ -329,6 +329,7 @@ class PaddleEngine(Engine):
             "Det.thresh": cfg.det_thresh,
             "Det.box_thresh": cfg.box_thresh,
             "Det.unclip_ratio": cfg.unclip_ratio,
+            "Det.score_mode": cfg.det_score_mode,
             "Det.model_path": str(models / DET_MODEL),
             "Rec.model_path": str(models / REC_MODEL),
             "Cls.model_path": str(models / CLS_MODEL),
