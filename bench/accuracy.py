@@ -118,9 +118,7 @@ DATASETS: dict[str, DataSet] = {
 REAL_SETS = [name for name, ds in DATASETS.items() if ds.folder is not None and ds.part is None]
 #: Held out from the tuning data: text (synth notes) or photo conditions (photos-hard).
 HELD_OUT_SETS = [
-    name
-    for name, ds in DATASETS.items()
-    if ds.notes or (ds.photo == "hard" and ds.source is None and ds.folder is None)
+    name for name, ds in DATASETS.items() if ds.notes or (ds.photo == "hard" and ds.source is None)
 ]
 #: Development sets: settings may be chosen on them (never on the sets above).
 DEV_SETS = [name for name, ds in DATASETS.items() if ds.smallprint]
@@ -204,12 +202,9 @@ def dataset_items(ds: DataSet, *, data: Path, limit: int | None) -> Iterator[lis
             yield items_in(Path(tmp))
             return
         sources: list[Path] = []
-        if ds.source is not None:
-            with dataset_items(DATASETS[ds.source], data=data, limit=limit) as scans:
-                sources = [it.image for it in scans]
-        for name in PHOTO_SOURCES if ds.source is None else ():
-            found = [it.image for it in items_in(data / name)]
-            sources += found[:limit] if limit else found
+        for name in (ds.source,) if ds.source else PHOTO_SOURCES:
+            with dataset_items(DATASETS[name], data=data, limit=limit) as scans:
+                sources += [it.image for it in scans]
         params = photos.PRESETS[photos.Preset(ds.photo)]
         for src in sources:
             photos.photograph_file(src, out_dir=Path(tmp), seed=PHOTO_SEED, params=params)

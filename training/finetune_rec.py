@@ -474,11 +474,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     curve: list[dict[str, float]] = []
     losses: list[float] = []
-    best, best_state = math.inf, trainable.state()
+    best, best_clean, best_state = math.inf, math.inf, trainable.state()
 
     def checkpoint(step: int) -> None:
         """Score both validation sets, extend the curve, keep the best state so far."""
-        nonlocal best, best_state
+        nonlocal best, best_clean, best_state
         clean = evaluate(trainable, val, classes)
         photo = evaluate(trainable, val_photos, classes)
         v = (clean + photo) / 2 if args.photo_share > 0 else clean
@@ -494,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(json.dumps(curve[-1]), flush=True)
         if v < best:
-            best, best_state = v, trainable.state()
+            best, best_clean, best_state = v, clean, trainable.state()
             np.savez(args.work / "best.npz", **best_state)
         (args.work / "curve.json").write_text(json.dumps(curve, indent=1))
 
@@ -553,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     export(base, best_state, args.out)
     diff = check_export(args.out, trainable, classes)
     report = {
+        "best_val_cer": best_clean,  # of the checkpoint kept (tests/test_models.py reads it)
         "best_score": best,
         "score": "mean of val_cer and val_photo_cer" if args.photo_share > 0 else "val_cer",
         "steps": step,

@@ -295,7 +295,7 @@ class PaddleEngine(Engine):
         needs them first waits on their locks, so nothing is read half-built.
         """
         languages = tuple(code for code in context.languages if code in self._languages)
-        tuned = self._uses_tuned(languages) or self._rereads_tuned(languages)
+        tuned = self._needs_tuned(languages)
         lexicon = self._decoder is Decoder.LEXICON
         spelling = context.spellcheck and english_only(languages)
         if not (tuned or lexicon or spelling):
@@ -329,7 +329,7 @@ class PaddleEngine(Engine):
             "Det.thresh": cfg.det_thresh,
             "Det.box_thresh": cfg.box_thresh,
             "Det.unclip_ratio": cfg.unclip_ratio,
-            "Det.score_mode": cfg.det_score_mode,
+            "Det.score_mode": str(cfg.det_score_mode),
             "Det.model_path": str(models / DET_MODEL),
             "Rec.model_path": str(models / REC_MODEL),
             "Cls.model_path": str(models / CLS_MODEL),
@@ -460,7 +460,7 @@ class PaddleEngine(Engine):
         """Also load the tuned recognizer when pages in ``languages`` will use it, so that a
         broken file shows at start (``ocrwatch check --lang fra``) rather than on a page."""
         problems = super().check(languages)
-        if not problems and (self._uses_tuned(languages) or self._rereads_tuned(languages)):
+        if not problems and self._needs_tuned(languages):
             try:
                 self._tuned_recognizer()
             except DependencyError as exc:
@@ -476,13 +476,17 @@ class PaddleEngine(Engine):
 
     def _reread_rec(self, languages: Sequence[str], text_rec: Any) -> Any:
         """The recognizer of the second reading (``text_rec`` is the page's own)."""
-        if not self._reread_other:
-            return text_rec
-        return self._ocr.text_rec if self._uses_tuned(languages) else self._tuned_recognizer()
+        if self._rereads_tuned(languages):
+            return self._tuned_recognizer()
+        return self._ocr.text_rec if self._reread_other else text_rec
 
     def _rereads_tuned(self, languages: Sequence[str]) -> bool:
         """True when the second reading of a page in ``languages`` is the tuned recognizer's."""
         return self._reread_other and self._rereads(languages) and not self._uses_tuned(languages)
+
+    def _needs_tuned(self, languages: Sequence[str]) -> bool:
+        """True when a page in ``languages`` is read, or read again, by the tuned recognizer."""
+        return self._uses_tuned(languages) or self._rereads_tuned(languages)
 
     def _text_rec(self, languages: Sequence[str]) -> Any:
         """The recognizer for a page in ``languages``: the tuned one when all are tuned for."""

@@ -67,6 +67,13 @@ class Decoder(StrEnum):
     LEXICON = "lexicon"
 
 
+class BoxScore(StrEnum):
+    """How the ``paddle`` detector scores a box against its threshold (rapidocr's names)."""
+
+    SLOW = "slow"  # inside the text's own outline
+    FAST = "fast"  # inside its bounding rectangle
+
+
 class RereadWith(StrEnum):
     """Which recognizer gives the ``paddle`` engine's second reading of a piece."""
 

@@ -8,12 +8,13 @@ holds one of each (``[preprocess.printed]``, ``[tesseract]``, ``[paddle]``, ``[a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from ocrwatch.settings.choices import (
     Binarize,
+    BoxScore,
     Decoder,
     RereadWith,
 )
@@ -122,8 +123,8 @@ class PaddleSettings(BaseModel):
     det_thresh: float = Field(0.2, gt=0.0, lt=1.0, description="Detector pixel threshold.")
     box_thresh: float = Field(0.45, gt=0.0, lt=1.0, description="Detector box threshold.")
     unclip_ratio: float = Field(1.4, gt=0.5, le=4.0, description="Detector box expansion.")
-    det_score_mode: Literal["fast", "slow"] = Field(
-        "slow",
+    det_score_mode: BoxScore = Field(
+        BoxScore.SLOW,
         description="How the detector scores a box against box_thresh: 'slow' averages its "
         "probability inside the text's own outline, 'fast' inside its bounding rectangle "
         "(which drops the curved lines of a curled sheet: half empty rectangles).",
